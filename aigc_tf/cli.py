@@ -1,0 +1,134 @@
+"""``aigc-tf``: train, sample and export generative models from YAML configs.
+
+The CLI only parses arguments and calls library functions. TensorFlow is
+imported inside the commands that need it, so ``aigc-tf --help`` is instant.
+Errors caused by user input (:class:`aigc_tf.errors.UserError`) print one
+line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from aigc_tf.errors import UserError
+
+EXIT_USER_ERROR = 2
+EXIT_DIVERGED = 3
+
+
+def _quiet_tensorflow() -> None:
+    # Hide TF's C++ info/warning chatter (oneDNN, cpu features) unless the
+    # user asked for it; errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _default_run_dir(config_path: str) -> Path:
+    return Path("runs") / Path(config_path).stem
+
+
+def cmd_train(args) -> int:
+    from aigc_tf.config import load_config
+
+    cfg = load_config(args.config, args.set or [])
+    run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.config)
+    if cfg.train.strategy == "mirrored" and cfg.train.cpu_devices > 1:
+        # Logical CPU devices must exist before TensorFlow initialises.
+        from aigc_tf.training import resolve_strategy
+
+        resolve_strategy("mirrored", cfg.train.cpu_devices)
+    from aigc_tf.training import train
+
+    train(cfg, run_dir, resume=args.resume)
+    print(f"Finished: {run_dir} (model.keras, samples/, history.json)")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from aigc_tf import training, viz
+
+    run_dir = Path(args.run_dir)
+    cfg = training.load_run_config(run_dir)
+    model = training.load_model(training.final_model_path(run_dir))
+    seed = cfg.seed if args.seed is None else args.seed
+    out = Path(args.out) if args.out else run_dir / "samples" / f"sample_seed{seed}_n{args.n}.png"
+    images = training.sample_images(model, args.n, seed)
+    viz.save_grid(images, out)
+    print(f"Wrote {args.n} samples (seed {seed}) to {out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from aigc_tf import export, training
+
+    run_dir = Path(args.run_dir)
+    training.load_run_config(run_dir)
+    model = training.load_model(training.final_model_path(run_dir))
+    name = args.name or run_dir.resolve().name
+    path = export.export_model(model, args.out, name, args.version)
+    print(f"Exported {run_dir} to {path} (signatures: {', '.join(export._endpoints(model))})")
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aigc-tf",
+        description="Train, sample and export Keras 3 / TensorFlow generative models from YAML configs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a config into a run directory (resumes an interrupted run)")
+    p.add_argument("config", help="YAML config, e.g. configs/dcgan_digits.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5 (repeatable)")
+    p.add_argument("--run-dir", help="run directory (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="train a finished run further (with a larger train.epochs)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="write a PNG grid of samples from a trained run")
+    p.add_argument("run_dir", help="run directory written by `aigc-tf train`")
+    p.add_argument("-n", type=_positive, default=64, help="number of samples (default 64)")
+    p.add_argument("--seed", type=int, help="noise seed (default: the run's seed); same seed, same image")
+    p.add_argument("--out", help="output PNG (default: RUN_DIR/samples/sample_seed<S>_n<N>.png)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("export", help="export a trained run as a TF Serving SavedModel")
+    p.add_argument("run_dir", help="run directory written by `aigc-tf train`")
+    p.add_argument("--out", required=True, help="export root; writes OUT/<name>/<version>/saved_model.pb")
+    p.add_argument("--version", type=_positive, help="version number (default: next free); never overwritten")
+    p.add_argument("--name", help="model name in the serving layout (default: the run directory's name)")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_tensorflow()
+    from aigc_tf.training import TrainingDiverged
+
+    try:
+        return args.func(args)
+    except TrainingDiverged as exc:
+        print(f"aigc-tf: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except UserError as exc:
+        print(f"aigc-tf: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("aigc-tf: interrupted; rerun the same command to resume from the last finished epoch", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

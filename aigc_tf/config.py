@@ -1,0 +1,322 @@
+"""Typed experiment configuration: YAML in, validated dataclasses out.
+
+A config file has four top-level keys::
+
+    seed: 0
+    model: {name: dcgan, latent_dim: 100, ...}   # name + that model's arguments
+    data:  {name: digits, batch_size: 64, ...}
+    train: {epochs: 10, strategy: default, ...}
+
+``data`` and ``train`` are fixed dataclasses. ``model`` holds ``name`` plus the
+keyword arguments of the model class that name selects; they are checked
+against the class's ``__init__`` signature, so a typo or a wrong type is caught
+before TensorFlow is imported. Every error names the file (or ``--set``), the
+key and the fix, and is raised as :class:`~aigc_tf.errors.ConfigError`.
+
+This module must stay importable without TensorFlow: ``aigc-tf --help`` and
+config validation are fast because of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aigc_tf.errors import ConfigError
+
+STRATEGIES = ("default", "mirrored")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the training images come from and how they are batched."""
+
+    name: str = "digits"
+    path: str | None = None
+    batch_size: int = 64
+    image_size: int | None = None
+    channels: int | None = None
+    shuffle_buffer: int = 10000
+    max_examples: int | None = None
+    data_dir: str | None = None
+    download: bool = True
+    cache: bool = True
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """How long and how to train, and what a run directory records."""
+
+    epochs: int = 10
+    strategy: str = "default"
+    # Logical CPU devices to split the CPU into for `strategy: mirrored` when
+    # no GPU is present (a way to exercise data parallelism on a laptop).
+    cpu_devices: int = 1
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    # GAN only: discriminator learning rate; null means `learning_rate`.
+    d_learning_rate: float | None = None
+    steps_per_epoch: int | None = None
+    steps_per_execution: int = 1
+    jit_compile: bool = False
+    deterministic: bool = False
+    sample_every: int = 1
+    num_samples: int = 64
+    validate: bool = True
+    verbose: int = 1
+
+
+@dataclasses.dataclass
+class Config:
+    """A whole experiment. ``model`` is ``{"name": ..., **model_kwargs}``."""
+
+    seed: int = 0
+    model: dict = dataclasses.field(default_factory=lambda: {"name": "dcgan"})
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return {
+            "seed": self.seed,
+            "model": dict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+        }
+
+    def dump(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+_SECTIONS = {"data": DataConfig, "train": TrainConfig}
+
+
+def _suggest(key: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _type_name(tp: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    args = typing.get_args(tp)
+    if args:
+        parts = [names.get(a, getattr(a, "__name__", str(a))) for a in args if a is not type(None)]
+        text = " or ".join(parts)
+        return text + (" or null" if type(None) in args else "")
+    if typing.get_origin(tp) in (list, tuple):
+        return "a list"
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widen to float)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where} must be {_type_name(tp)}, got {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        return [coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            # YAML 1.1 reads `1e-3` (no dot) as a string; accept it as a number.
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(value, tp):
+        return value
+    raise ConfigError(f"{where} must be {_type_name(tp)}, got {value!r}")
+
+
+def _section_from_dict(cls: type, raw: Any, section: str, source: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: '{section}' must be a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{source}: unknown key '{section}.{key}'{_suggest(key, fields)}; "
+                f"valid keys are: {', '.join(sorted(fields))}"
+            )
+        kwargs[key] = coerce(value, hints[key], f"{source}: {section}.{key}")
+    return cls(**kwargs)
+
+
+def model_arguments(name: str) -> dict[str, tuple[Any, Any]]:
+    """``{arg: (annotation, default)}`` of the model that ``name`` selects.
+
+    Imports the model registry (and so TensorFlow) lazily.
+    """
+    from aigc_tf import registry
+
+    return registry.model_arguments(name)
+
+
+def _validate_model(raw: Any, source: str) -> dict:
+    if not isinstance(raw, dict) or "name" not in raw:
+        raise ConfigError(f"{source}: 'model' must be a mapping with a 'name', e.g. model: {{name: dcgan}}")
+    from aigc_tf import registry
+
+    name = raw["name"]
+    if name not in registry.MODELS:
+        raise ConfigError(
+            f"{source}: unknown model.name {name!r}{_suggest(str(name), registry.MODELS)}; "
+            f"choose one of: {', '.join(registry.MODELS)}"
+        )
+    args = registry.model_arguments(name)
+    out = {"name": name}
+    for key, value in raw.items():
+        if key == "name":
+            continue
+        if key not in args:
+            raise ConfigError(
+                f"{source}: unknown key 'model.{key}' for model {name!r}{_suggest(key, args)}; "
+                f"valid keys are: {', '.join(sorted(args))}"
+            )
+        out[key] = coerce(value, args[key][0], f"{source}: model.{key}")
+    return out
+
+
+def _check_values(cfg: Config, source: str) -> None:
+    t, d = cfg.train, cfg.data
+    if t.strategy not in STRATEGIES:
+        raise ConfigError(
+            f"{source}: train.strategy must be one of {', '.join(STRATEGIES)}, got {t.strategy!r}"
+        )
+    positive = {
+        "train.epochs": t.epochs,
+        "train.cpu_devices": t.cpu_devices,
+        "train.steps_per_execution": t.steps_per_execution,
+        "train.sample_every": t.sample_every,
+        "train.num_samples": t.num_samples,
+        "data.batch_size": d.batch_size,
+        "data.shuffle_buffer": d.shuffle_buffer,
+    }
+    for opt in ("train.steps_per_epoch", "data.max_examples", "data.image_size"):
+        section, key = opt.split(".")
+        value = getattr(t if section == "train" else d, key)
+        if value is not None:
+            positive[opt] = value
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{source}: {key} must be at least 1, got {value}")
+    if t.learning_rate <= 0 or (t.d_learning_rate is not None and t.d_learning_rate <= 0):
+        raise ConfigError(f"{source}: train.learning_rate and train.d_learning_rate must be positive")
+    if d.channels is not None and d.channels not in (1, 3):
+        raise ConfigError(f"{source}: data.channels must be 1 or 3 (or null to keep the images' own)")
+
+
+def from_dict(raw: Any, source: str = "config") -> Config:
+    """Validate a parsed YAML mapping into a :class:`Config`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a YAML mapping with keys seed, model, data, train")
+    known = ("seed", "model", "data", "train")
+    for key in raw:
+        if key not in known:
+            raise ConfigError(
+                f"{source}: unknown top-level key '{key}'{_suggest(str(key), known)}; "
+                f"valid keys are: {', '.join(known)}"
+            )
+    cfg = Config(
+        seed=coerce(raw.get("seed", 0), int, f"{source}: seed"),
+        model=_validate_model(raw.get("model", {"name": "dcgan"}), source),
+        data=_section_from_dict(DataConfig, raw.get("data"), "data", source),
+        train=_section_from_dict(TrainConfig, raw.get("train"), "train", source),
+    )
+    _check_values(cfg, source)
+    return cfg
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"train.epochs=5"`` -> ``(["train", "epochs"], 5)``; values are YAML scalars."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=5")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {item!r}: the key must be dotted names, e.g. train.epochs")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {item!r}: the value is not valid YAML; quote strings, e.g. --set data.path='my dir'") from None
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict, overrides: typing.Sequence[str]) -> dict:
+    """Apply ``--set`` items to a raw config mapping (validation happens later)."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for item in overrides:
+        path, value = parse_override(item)
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: '{part}' is not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping, with errors that name the file and line."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} not found; pass a YAML file such as configs/dcgan_digits.yaml")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{p}: malformed YAML{where} ({problem}); fix the file's syntax") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file; pass a YAML config") from None
+    if raw is None:
+        raise ConfigError(f"{p}: the file is empty; it needs at least a 'model: {{name: ...}}' section")
+    return raw
+
+
+def load_config(path: str | Path, overrides: typing.Sequence[str] = ()) -> Config:
+    """Read, override and validate a config file."""
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a YAML mapping with keys seed, model, data, train")
+    source = f"{path}" + (" (with --set)" if overrides else "")
+    return from_dict(apply_overrides(raw, overrides), source)

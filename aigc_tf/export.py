@@ -1,0 +1,96 @@
+"""SavedModel export for TF Serving, with named signatures, inputs and outputs.
+
+Layout: ``EXPORT_ROOT/<model_name>/<version>/saved_model.pb`` + ``variables/``.
+A version directory is written under a temporary name and renamed into place,
+so TF Serving never sees a half-written version and an existing one is never
+overwritten.
+
+Signatures (all ``tensorflow/serving/predict``):
+
+* GAN: ``serving_default(z[, labels]) -> {images, pixels}``
+* VAE: ``serving_default(z[, labels]) -> {images, pixels}`` (decode prior
+  samples), ``decode`` (the same), ``encode(images[, labels]) -> {mean,
+  log_var}``, ``reconstruct(images[, labels]) -> {images, pixels}``.
+
+``images`` are floats in the model's range ([-1, 1] for GANs, [0, 1] for
+VAEs); ``pixels`` are ``uint8`` in [0, 255], ready to write as PNG. Noise is
+an input (``z``), never drawn inside the graph, so a request is reproducible.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from aigc_tf.errors import RunDirError
+
+
+def _pixels(images, value_range: str):
+    import tensorflow as tf
+
+    unit = (images + 1.0) / 2.0 if value_range == "tanh" else images
+    return tf.cast(tf.round(tf.clip_by_value(unit, 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def _endpoints(model):
+    """``{signature name: (function, input specs)}`` for ``model``."""
+    import tensorflow as tf
+
+    z_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
+    x_spec = tf.TensorSpec([None, *model.image_shape], tf.float32, name="images")
+    y_spec = tf.TensorSpec([None], tf.int32, name="labels")
+    vr = model.value_range
+
+    def out(images):
+        return {"images": images, "pixels": _pixels(images, vr)}
+
+    if model.conditional:
+        gen = (lambda z, labels: out(model.generate(z=z, labels=labels)), [z_spec, y_spec])
+    else:
+        gen = (lambda z: out(model.generate(z=z)), [z_spec])
+    endpoints = {"serving_default": gen}
+    if hasattr(model, "encode"):
+        endpoints["decode"] = gen
+        if model.conditional:
+            enc = lambda images, labels: dict(zip(("mean", "log_var"), model.encode(images, labels)))  # noqa: E731
+            rec = lambda images, labels: out(model.reconstruct(images, labels))  # noqa: E731
+            endpoints["encode"] = (enc, [x_spec, y_spec])
+            endpoints["reconstruct"] = (rec, [x_spec, y_spec])
+        else:
+            endpoints["encode"] = (lambda images: dict(zip(("mean", "log_var"), model.encode(images))), [x_spec])
+            endpoints["reconstruct"] = (lambda images: out(model.reconstruct(images)), [x_spec])
+    return endpoints
+
+
+def next_version(base: Path) -> int:
+    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] if base.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def export_model(model, export_root: str | Path, model_name: str, version: int | None = None) -> Path:
+    """Write ``model`` as ``export_root/model_name/version``; returns that path."""
+    import keras
+
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", model_name):
+        raise RunDirError(f"model name {model_name!r} is not a plain directory name; pass --name with letters, digits, _ . -")
+    base = Path(export_root) / model_name
+    version = next_version(base) if version is None else version
+    if version < 1:
+        raise RunDirError(f"--version must be a positive integer, got {version}")
+    target = base / str(version)
+    if target.exists():
+        raise RunDirError(
+            f"{target} already exists; TF Serving versions are never overwritten: omit --version to use {next_version(base)}"
+        )
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / f".tmp-{version}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (fn, specs) in _endpoints(model).items():
+        archive.add_endpoint(name, fn, input_signature=specs)
+    archive.write_out(str(tmp), verbose=False)
+    tmp.rename(target)
+    return target

@@ -1,0 +1,180 @@
+"""Functional generator / discriminator / encoder / decoder networks.
+
+Each builder returns a built ``keras.Model`` (functional). Conditional
+networks take ``[x, labels]`` with ``labels`` int32 of shape ``(batch,)``.
+Architectures follow the source documents (see ``shared/SOURCES.md``):
+
+* MLP GAN: G 100 -> 256 -> 512 -> 1024 -> H*W*C (LeakyReLU 0.2, tanh);
+  D H*W*C -> 1024 -> 512 -> 256 -> 1 (LeakyReLU 0.2, Dropout 0.3). D returns
+  logits; the sigmoid lives in the loss for numerical stability.
+* DCGAN: G dense -> (H/4, W/4, 4b) -> up 2b -> up b -> conv C, BatchNorm +
+  ReLU, tanh; D conv b -> 2b -> 4b, LeakyReLU 0.2, normalisation, dense 1.
+  Conditional D uses a projection head (Miyato & Koyama 2018).
+* VAEs: MLP 512 -> 256 -> 128 (LeakyReLU 0.2) or conv 32 -> 64 stride-2
+  encoders, mirrored decoders that output Bernoulli logits.
+
+BatchNormalization is ``synchronized=True``: under ``MirroredStrategy`` the
+batch statistics are all-reduced, so a step on N replicas equals a step on one
+device with the whole batch (a no-op without a strategy).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def _label_input():
+    return keras.Input(shape=(), dtype="int32", name="labels")
+
+
+def _norm(kind: str, name: str):
+    if kind == "batch":
+        return layers.BatchNormalization(synchronized=True, name=name)
+    if kind == "layer":
+        return layers.LayerNormalization(name=name)
+    if kind == "none":
+        return layers.Identity(name=name)
+    raise ValueError(f"unknown normalisation {kind!r}; use batch, layer or none")
+
+
+def _condition(z, labels, num_classes: int, dim: int, name: str):
+    """Concatenate a learned label embedding to a flat tensor."""
+    emb = layers.Embedding(num_classes, dim, name=f"{name}_label_embedding")(labels)
+    return layers.Concatenate(name=f"{name}_concat")([z, emb])
+
+
+def check_image_shape(image_shape, architecture: str) -> None:
+    h, w, c = image_shape
+    if architecture in ("dcgan", "conv") and (h % 4 or w % 4):
+        raise ValueError(
+            f"the {architecture} networks need image sides divisible by 4, got {h}x{w}; "
+            "set data.image_size to 28, 32 or 64"
+        )
+    if c not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels, got {c}")
+
+
+def build_generator(architecture, image_shape, latent_dim, num_classes=0, base_filters=64, embedding_dim=50):
+    h, w, c = image_shape
+    z_in = keras.Input(shape=(latent_dim,), name="z")
+    inputs = [z_in]
+    x = z_in
+    if num_classes:
+        y_in = _label_input()
+        inputs.append(y_in)
+        x = _condition(x, y_in, num_classes, embedding_dim, "g")
+    if architecture == "mlp":
+        for i, units in enumerate((256, 512, 1024)):
+            x = layers.Dense(units, name=f"g_dense{i}")(x)
+            x = layers.LeakyReLU(0.2, name=f"g_lrelu{i}")(x)
+        x = layers.Dense(h * w * c, activation="tanh", name="g_out")(x)
+        out = layers.Reshape((h, w, c), name="g_image")(x)
+    elif architecture == "dcgan":
+        b = base_filters
+        x = layers.Dense((h // 4) * (w // 4) * 4 * b, use_bias=False, name="g_project")(x)
+        x = _norm("batch", "g_bn0")(x)
+        x = layers.ReLU(name="g_relu0")(x)
+        x = layers.Reshape((h // 4, w // 4, 4 * b), name="g_reshape")(x)
+        for i, f in enumerate((2 * b, b), start=1):
+            x = layers.Conv2DTranspose(f, 4, strides=2, padding="same", use_bias=False, name=f"g_up{i}")(x)
+            x = _norm("batch", f"g_bn{i}")(x)
+            x = layers.ReLU(name=f"g_relu{i}")(x)
+        out = layers.Conv2D(c, 3, padding="same", activation="tanh", name="g_image")(x)
+    else:
+        raise ValueError(f"unknown GAN architecture {architecture!r}; use mlp or dcgan")
+    return keras.Model(inputs, out, name="generator")
+
+
+def build_discriminator(architecture, image_shape, num_classes=0, base_filters=64, norm="batch", dropout=0.3, embedding_dim=50):
+    x_in = keras.Input(shape=tuple(image_shape), name="images")
+    inputs = [x_in]
+    if num_classes:
+        y_in = _label_input()
+        inputs.append(y_in)
+    if architecture == "mlp":
+        x = layers.Flatten(name="d_flatten")(x_in)
+        if num_classes:
+            x = _condition(x, y_in, num_classes, embedding_dim, "d")
+        for i, units in enumerate((1024, 512, 256)):
+            x = layers.Dense(units, name=f"d_dense{i}")(x)
+            x = layers.LeakyReLU(0.2, name=f"d_lrelu{i}")(x)
+            if dropout:
+                x = layers.Dropout(dropout, name=f"d_dropout{i}")(x)
+        logits = layers.Dense(1, name="d_logits")(x)
+    elif architecture == "dcgan":
+        b = base_filters
+        x = layers.Conv2D(b, 4, strides=2, padding="same", name="d_conv0")(x_in)
+        x = layers.LeakyReLU(0.2, name="d_lrelu0")(x)
+        for i, (f, s) in enumerate(((2 * b, 2), (4 * b, 1)), start=1):
+            # A bias before batch norm is cancelled by it (its gradient is pure
+            # rounding noise, which Adam would amplify to full-size steps).
+            x = layers.Conv2D(
+                f, 4 if s == 2 else 3, strides=s, padding="same", use_bias=norm != "batch", name=f"d_conv{i}"
+            )(x)
+            x = _norm(norm, f"d_norm{i}")(x)
+            x = layers.LeakyReLU(0.2, name=f"d_lrelu{i}")(x)
+        features = layers.Flatten(name="d_flatten")(x)
+        logits = layers.Dense(1, name="d_logits")(features)
+        if num_classes:
+            # Projection discriminator: logit += <embed(y), phi(x)>.
+            emb = layers.Embedding(num_classes, features.shape[-1], name="d_label_projection")(y_in)
+            proj = layers.Dot(axes=1, name="d_project")([emb, features])
+            logits = layers.Add(name="d_logits_cond")([logits, proj])
+    else:
+        raise ValueError(f"unknown GAN architecture {architecture!r}; use mlp or dcgan")
+    return keras.Model(inputs, logits, name="discriminator")
+
+
+def build_encoder(architecture, image_shape, latent_dim, num_classes=0):
+    x_in = keras.Input(shape=tuple(image_shape), name="images")
+    inputs = [x_in]
+    if architecture == "mlp":
+        x = layers.Flatten(name="e_flatten")(x_in)
+        hidden = (512, 256, 128)
+    elif architecture == "conv":
+        x = x_in
+        for i, f in enumerate((32, 64)):
+            x = layers.Conv2D(f, 3, strides=2, padding="same", activation="relu", name=f"e_conv{i}")(x)
+        x = layers.Flatten(name="e_flatten")(x)
+        hidden = (256,)
+    else:
+        raise ValueError(f"unknown VAE architecture {architecture!r}; use mlp or conv")
+    if num_classes:
+        y_in = _label_input()
+        inputs.append(y_in)
+        x = layers.Concatenate(name="e_concat")([x, layers.CategoryEncoding(num_classes, "one_hot", name="e_onehot")(y_in)])
+    for i, units in enumerate(hidden):
+        x = layers.Dense(units, name=f"e_dense{i}")(x)
+        x = layers.LeakyReLU(0.2, name=f"e_lrelu{i}")(x)
+    mean = layers.Dense(latent_dim, name="z_mean")(x)
+    log_var = layers.Dense(latent_dim, name="z_log_var")(x)
+    return keras.Model(inputs, [mean, log_var], name="encoder")
+
+
+def build_decoder(architecture, image_shape, latent_dim, num_classes=0):
+    h, w, c = image_shape
+    z_in = keras.Input(shape=(latent_dim,), name="z")
+    inputs = [z_in]
+    x = z_in
+    if num_classes:
+        y_in = _label_input()
+        inputs.append(y_in)
+        x = layers.Concatenate(name="d_concat")([x, layers.CategoryEncoding(num_classes, "one_hot", name="d_onehot")(y_in)])
+    if architecture == "mlp":
+        for i, units in enumerate((128, 256, 512)):
+            x = layers.Dense(units, name=f"d_dense{i}")(x)
+            x = layers.LeakyReLU(0.2, name=f"d_lrelu{i}")(x)
+        x = layers.Dense(h * w * c, name="d_logits")(x)
+        logits = layers.Reshape((h, w, c), name="d_image_logits")(x)
+    elif architecture == "conv":
+        x = layers.Dense(256, name="d_dense0")(x)
+        x = layers.LeakyReLU(0.2, name="d_lrelu0")(x)
+        x = layers.Dense((h // 4) * (w // 4) * 64, activation="relu", name="d_project")(x)
+        x = layers.Reshape((h // 4, w // 4, 64), name="d_reshape")(x)
+        for i, f in enumerate((64, 32), start=1):
+            x = layers.Conv2DTranspose(f, 3, strides=2, padding="same", activation="relu", name=f"d_up{i}")(x)
+        logits = layers.Conv2D(c, 3, padding="same", name="d_image_logits")(x)
+    else:
+        raise ValueError(f"unknown VAE architecture {architecture!r}; use mlp or conv")
+    return keras.Model(inputs, logits, name="decoder")

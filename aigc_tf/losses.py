@@ -1,0 +1,98 @@
+"""GAN and VAE losses as pure functions of tensors.
+
+Every function takes logits (never probabilities) so that ``log sigmoid`` is
+computed stably with ``softplus``: ``-log(sigmoid(x)) = softplus(-x)`` and
+``-log(1 - sigmoid(x)) = softplus(x)``.
+
+GAN losses return the mean over the batch they are given. Under a
+``tf.distribute`` strategy the caller divides by the number of replicas
+(:func:`aigc_tf.models.common.replica_scale`), because gradients are summed
+across replicas. VAE terms return one value per example (summed over pixels
+or latent units) so ELBO numbers are in nats per example.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import tensorflow as tf
+from keras import ops
+
+
+def bce_discriminator_loss(real_logits, fake_logits):
+    """Non-saturating GAN discriminator loss (binary cross-entropy).
+
+    ``L_D = E[-log D(x)] + E[-log(1 - D(G(z)))]``
+    ``    = mean(softplus(-real_logits)) + mean(softplus(fake_logits))``
+    """
+    return ops.mean(ops.softplus(-real_logits)) + ops.mean(ops.softplus(fake_logits))
+
+
+def bce_generator_loss(fake_logits):
+    """Non-saturating generator loss ``L_G = E[-log D(G(z))] = mean(softplus(-fake_logits))``."""
+    return ops.mean(ops.softplus(-fake_logits))
+
+
+def hinge_discriminator_loss(real_logits, fake_logits):
+    """Hinge loss (Lim & Ye 2017; SN-GAN): ``E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]``."""
+    return ops.mean(ops.relu(1.0 - real_logits)) + ops.mean(ops.relu(1.0 + fake_logits))
+
+
+def hinge_generator_loss(fake_logits):
+    """Hinge generator loss ``L_G = -E[D(G(z))]``."""
+    return -ops.mean(fake_logits)
+
+
+def wasserstein_critic_loss(real_logits, fake_logits):
+    """WGAN critic loss ``E[D(G(z))] - E[D(x)]`` (add :func:`gradient_penalty` for WGAN-GP)."""
+    return ops.mean(fake_logits) - ops.mean(real_logits)
+
+
+def wasserstein_generator_loss(fake_logits):
+    """WGAN generator loss ``-E[D(G(z))]``."""
+    return -ops.mean(fake_logits)
+
+
+def gradient_penalty(critic: Callable, real, fake, epsilon):
+    """WGAN-GP penalty (Gulrajani et al. 2017): ``E[(||grad_x D(x_hat)||_2 - 1)^2]``.
+
+    ``x_hat = eps * real + (1 - eps) * fake`` with ``eps`` of shape ``(batch, 1, 1, 1)``
+    drawn uniformly in [0, 1] by the caller (so the function stays pure).
+    ``critic`` maps a batch of images to logits of shape ``(batch, 1)``.
+    """
+    x_hat = epsilon * real + (1.0 - epsilon) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        scores = critic(x_hat)
+    grads = tape.gradient(scores, x_hat)
+    flat = ops.reshape(grads, (ops.shape(grads)[0], -1))
+    # A tiny epsilon keeps the norm's gradient finite where grads are exactly 0.
+    norms = ops.sqrt(ops.sum(ops.square(flat), axis=1) + 1e-12)
+    return ops.mean(ops.square(norms - 1.0))
+
+
+GAN_LOSSES = {
+    "bce": (bce_discriminator_loss, bce_generator_loss),
+    "hinge": (hinge_discriminator_loss, hinge_generator_loss),
+    "wgan_gp": (wasserstein_critic_loss, wasserstein_generator_loss),
+}
+
+
+def gaussian_kl(mean, log_var):
+    """KL(N(mean, exp(log_var)) || N(0, I)) per example, summed over latent units.
+
+    ``KL = -0.5 * sum(1 + log_var - mean^2 - exp(log_var))``
+    """
+    return -0.5 * ops.sum(1.0 + log_var - ops.square(mean) - ops.exp(log_var), axis=-1)
+
+
+def bernoulli_nll(targets, logits):
+    """Negative log-likelihood of ``targets`` in [0, 1] under Bernoulli(sigmoid(logits)).
+
+    Per example, summed over all non-batch axes:
+    ``-sum(t * log p + (1 - t) * log(1 - p)) = sum(softplus(l) - t * l)``.
+    For non-binary targets this is the usual cross-entropy reconstruction term
+    (not a normalised density); binarise the data to compare with the literature.
+    """
+    per_pixel = ops.softplus(logits) - targets * logits
+    return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=1)

@@ -1,0 +1,96 @@
+"""Pieces every generative model here shares: batch unpacking, seeded noise
+that differs across replicas, loss scaling for ``tf.distribute``, optimizers.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def unpack_batch(data):
+    """Return ``(images, labels, noise)`` from a batch.
+
+    A batch is a dict with ``images`` and optional ``labels`` and ``noise``
+    (explicit latent noise for this step: GAN ``z`` or VAE reparameterisation
+    ``eps``), or a tuple ``(images[, labels])``, or a bare image tensor.
+    """
+    if isinstance(data, dict):
+        return data["images"], data.get("labels"), data.get("noise")
+    if isinstance(data, (tuple, list)):
+        images = data[0]
+        labels = data[1] if len(data) > 1 else None
+        return images, labels, None
+    return data, None, None
+
+
+def num_replicas() -> int:
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def replica_scale(loss):
+    """Scale a per-replica mean loss so replica gradients *sum* to the global mean.
+
+    Keras' TF optimizer all-reduces gradients with SUM across replicas, so a
+    loss averaged over the local batch must be divided by the replica count to
+    give the same update as one device seeing the whole batch.
+    """
+    return loss / tf.cast(num_replicas(), loss.dtype)
+
+
+def replica_seed(seed_generator: keras.random.SeedGenerator):
+    """Next seed of ``seed_generator``, offset by the replica id.
+
+    Every replica holds the same generator state, so without the offset all
+    replicas would draw identical noise for their share of the batch.
+    """
+    seed = seed_generator.next()
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None:
+        return seed
+    rid = tf.cast(ctx.replica_id_in_sync_group, seed.dtype)
+    return seed + tf.stack([rid * 7919, tf.zeros_like(rid)])
+
+
+def normal(shape, seed):
+    """Standard normal noise; ``seed`` is an int, a ``[2]`` seed tensor or a SeedGenerator."""
+    if isinstance(seed, keras.random.SeedGenerator):
+        seed = replica_seed(seed)
+    elif isinstance(seed, int):
+        seed = tf.constant([seed, 0], dtype=tf.int64)
+    return tf.random.stateless_normal(shape, seed=tf.cast(seed, tf.int64))
+
+
+def uniform(shape, seed):
+    if isinstance(seed, keras.random.SeedGenerator):
+        seed = replica_seed(seed)
+    return tf.random.stateless_uniform(shape, seed=tf.cast(seed, tf.int64))
+
+
+def adam(learning_rate: float, beta_1: float = 0.5, beta_2: float = 0.999, name: str | None = None):
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, name=name)
+
+
+def check_conditional(conditional: bool, num_classes: int) -> None:
+    if conditional and num_classes < 1:
+        raise ValueError("a conditional model needs num_classes >= 1 (labelled data)")
+
+
+class SeedStateMixin:
+    """Save and restore the model's ``SeedGenerator`` state with its weights.
+
+    Keras does not write a model-level ``SeedGenerator`` into ``.keras``
+    files; without this a resumed run would replay the noise of epoch 1.
+    """
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store["seed_generator_state"] = self.seed_generator.state.numpy()
+
+    def load_own_variables(self, store):
+        keys = set(store.keys())
+        own = self._trainable_variables + self._non_trainable_variables
+        for i, v in enumerate(own):
+            v.assign(store[f"{i}"])
+        if "seed_generator_state" in keys:
+            self.seed_generator.state.assign(store["seed_generator_state"])

@@ -1,0 +1,333 @@
+"""Training a config into a run directory: strategy, callbacks, resume.
+
+A run directory holds::
+
+    config.yaml          the resolved config (every default filled in)
+    samples/             epoch_0001.png, ... a sample grid per epoch
+    checkpoints/         last.keras (model + every optimizer) and state.json
+    logs/                TensorBoard event files
+    history.json         metrics per epoch (losses, validation, seconds)
+    history.png          the same as curves
+    model.keras          the final model, written when training finishes
+
+Rerunning the same command on an interrupted run resumes from
+``checkpoints/last.keras``; a finished run is only trained further when asked
+(``resume=True`` with a larger ``train.epochs``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from aigc_tf.config import Config, from_dict
+from aigc_tf.errors import ConfigError, RunDirError, UserError
+
+STATE_FILE = "state.json"
+LAST_CHECKPOINT = "last.keras"
+FINAL_MODEL = "model.keras"
+# Keys that may change between the first run and a resume of the same run.
+RESUMABLE_KEYS = {"train.epochs", "train.verbose", "train.sample_every", "train.steps_per_execution"}
+
+
+class TrainingDiverged(UserError):
+    """A logged loss became NaN or Inf."""
+
+
+# ----------------------------------------------------------------- helpers
+def _write_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def read_state(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / "checkpoints" / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise RunDirError(f"{path} is corrupt; delete the run directory or pass --run-dir NEW") from None
+
+
+def load_run_config(run_dir: str | Path) -> Config:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise RunDirError(f"{run_dir} is not a run directory (no config.yaml); pass a directory written by `aigc-tf train`")
+    return from_dict(yaml.safe_load(path.read_text()), str(path))
+
+
+def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> int:
+    """Create or check ``run_dir``; return the number of epochs already done."""
+    state = read_state(run_dir)
+    if state is None:
+        if run_dir.exists() and any(p.name != "config.yaml" for p in run_dir.iterdir()):
+            raise RunDirError(
+                f"{run_dir} exists and is not an unfinished aigc-tf run; pass --run-dir NEW (nothing was changed)"
+            )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.dump(run_dir / "config.yaml")
+        return 0
+    old = _flatten(load_run_config(run_dir).to_dict())
+    new = _flatten(cfg.to_dict())
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_KEYS)
+    if diff:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:3])
+        raise RunDirError(
+            f"{run_dir} holds a run with a different config ({shown}); pass --run-dir NEW for a new run"
+        )
+    done = int(state["epochs_done"])
+    if state.get("finished") and not resume:
+        raise RunDirError(
+            f"{run_dir} holds a finished run ({done} epochs); pass --run-dir NEW for a new run, "
+            "or --resume with a larger --set train.epochs=N to train it further"
+        )
+    if done >= cfg.train.epochs:
+        raise RunDirError(
+            f"{run_dir} has already trained {done} epochs; ask for more with --set train.epochs={done + 10}"
+        )
+    cfg.dump(run_dir / "config.yaml")
+    return done
+
+
+def resolve_strategy(name: str, cpu_devices: int = 1):
+    """``default`` -> the default (one device) strategy; ``mirrored`` -> all GPUs,
+    or ``cpu_devices`` logical CPUs when there is no GPU."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if tf.config.list_physical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    if cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
+        except RuntimeError:
+            pass  # already initialised: use whatever logical devices exist
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices=devices)
+
+
+def value_range_of(model_name: str) -> str:
+    from aigc_tf import registry
+
+    return "tanh" if registry.family(model_name) == "gan" else "unit"
+
+
+def load_data(cfg: Config, seed_offset: int = 0):
+    from aigc_tf.data.images import load_image_data
+
+    d = cfg.data
+    return load_image_data(
+        d.name,
+        path=d.path,
+        batch_size=d.batch_size,
+        value_range=value_range_of(cfg.model["name"]),
+        image_size=d.image_size,
+        channels=d.channels,
+        shuffle_buffer=d.shuffle_buffer,
+        seed=cfg.seed + seed_offset,
+        max_examples=d.max_examples,
+        data_dir=d.data_dir,
+        download=d.download,
+        cache=d.cache,
+    )
+
+
+def build_model(cfg: Config, image_shape, num_classes: int):
+    """Build and compile the configured model (call inside the strategy scope)."""
+    from aigc_tf import registry
+    from aigc_tf.models import common
+
+    try:
+        model = registry.build_model(cfg.model, image_shape, num_classes, cfg.seed)
+    except ValueError as exc:
+        raise ConfigError(
+            f"model {cfg.model['name']!r} does not fit data {cfg.data.name!r} "
+            f"(images {tuple(image_shape)}, {num_classes} classes): {exc}"
+        ) from None
+    t = cfg.train
+    kwargs = dict(steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
+    if registry.family(cfg.model["name"]) == "gan":
+        model.compile(
+            d_optimizer=common.adam(t.d_learning_rate or t.learning_rate, t.beta_1, t.beta_2, name="d_adam"),
+            g_optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, name="g_adam"),
+            **kwargs,
+        )
+    else:
+        model.compile(optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2), **kwargs)
+    return model
+
+
+def load_model(path: str | Path):
+    """Load a ``.keras`` file written here (safe mode), with a clear error if it is bad."""
+    import keras
+
+    import aigc_tf.registry  # noqa: F401  (registers the model classes)
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"{path} not found; train the run first with `aigc-tf train`")
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except Exception as exc:  # a truncated or foreign file fails deep inside Keras
+        raise RunDirError(f"{path} could not be loaded ({type(exc).__name__}); it is corrupt or not an aigc-tf model") from None
+
+
+def final_model_path(run_dir: str | Path) -> Path:
+    """The finished model, or the last checkpoint of an unfinished run."""
+    run_dir = Path(run_dir)
+    if (run_dir / FINAL_MODEL).is_file():
+        return run_dir / FINAL_MODEL
+    if (run_dir / "checkpoints" / LAST_CHECKPOINT).is_file():
+        return run_dir / "checkpoints" / LAST_CHECKPOINT
+    raise RunDirError(f"{run_dir} has no trained model (no {FINAL_MODEL} or checkpoint); run `aigc-tf train` first")
+
+
+def sample_images(model, num_samples: int, seed: int):
+    """Images in [0, 1] as numpy: the model's samples for a fixed seed."""
+    from aigc_tf.viz import to_unit
+
+    return to_unit(model.generate(num_samples, seed=seed).numpy(), model.value_range)
+
+
+# --------------------------------------------------------------- callbacks
+def _callbacks(cfg: Config, run_dir: Path, history: dict):
+    import keras
+
+    from aigc_tf import viz
+
+    class NonFiniteGuard(keras.callbacks.Callback):
+        """Stop at the first NaN/Inf in *any* logged loss (TerminateOnNaN sees only ``loss``)."""
+
+        def __init__(self):
+            super().__init__()
+            self.bad = None
+
+        def _check(self, logs, where):
+            for key, value in (logs or {}).items():
+                if isinstance(value, (int, float)) and not math.isfinite(value):
+                    self.bad = (where, key, value)
+                    self.model.stop_training = True
+                    return
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.bad is None:
+                self._check(logs, f"batch {batch + 1} of epoch {self.epoch + 1}")
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.bad is None:
+                self._check(logs, f"the end of epoch {epoch + 1}")
+
+    guard = NonFiniteGuard()
+
+    class RunRecorder(keras.callbacks.Callback):
+        """Per epoch: sample grid, history.json, then checkpoint + state (atomic)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if guard.bad is not None:
+                return  # never checkpoint a diverged model
+            n = epoch + 1
+            history.setdefault("epoch", []).append(n)
+            history.setdefault("seconds", []).append(round(time.time() - self.t0, 3))
+            for key, value in (logs or {}).items():
+                history.setdefault(key, []).append(float(value))
+            if n % cfg.train.sample_every == 0 or n == cfg.train.epochs:
+                images = sample_images(self.model, cfg.train.num_samples, cfg.seed)
+                viz.save_grid(images, run_dir / "samples" / f"epoch_{n:04d}.png")
+            _write_json_atomic(run_dir / "history.json", history)
+            ckpt = run_dir / "checkpoints"
+            ckpt.mkdir(exist_ok=True)
+            self.model.save(ckpt / "last.tmp.keras")
+            os.replace(ckpt / "last.tmp.keras", ckpt / LAST_CHECKPOINT)
+            _write_json_atomic(ckpt / STATE_FILE, {"epochs_done": n, "finished": False})
+
+    tensorboard = keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), update_freq="epoch")
+    return guard, [guard, RunRecorder(), tensorboard]
+
+
+# ------------------------------------------------------------------- train
+def train(cfg: Config, run_dir: str | Path, resume: bool = False):
+    """Train ``cfg`` into ``run_dir``; returns the trained model."""
+    run_dir = Path(run_dir)
+    initial_epoch = prepare_run_dir(run_dir, cfg, resume)
+
+    import keras
+    import tensorflow as tf
+
+    strategy = resolve_strategy(cfg.train.strategy, cfg.train.cpu_devices)
+    replicas = strategy.num_replicas_in_sync
+    if cfg.data.batch_size % replicas:
+        raise ConfigError(
+            f"data.batch_size={cfg.data.batch_size} must be divisible by the {replicas} replicas of train.strategy=mirrored"
+        )
+    keras.utils.set_random_seed(cfg.seed + initial_epoch)
+    if cfg.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    # A resumed run gets a different shuffle seed so it does not replay epoch 1's order.
+    data = load_data(cfg, seed_offset=initial_epoch)
+    with strategy.scope():
+        if initial_epoch:
+            model = load_model(run_dir / "checkpoints" / LAST_CHECKPOINT)
+            print(f"Resuming {run_dir} after epoch {initial_epoch} of {cfg.train.epochs}", flush=True)
+        else:
+            model = build_model(cfg, data.image_shape, data.num_classes)
+    history = json.loads((run_dir / "history.json").read_text()) if initial_epoch else {}
+    if initial_epoch:
+        # Drop anything logged after the checkpoint (an epoch interrupted mid-save).
+        keep = history.get("epoch", []).index(initial_epoch) + 1 if initial_epoch in history.get("epoch", []) else 0
+        history = {k: v[:keep] for k, v in history.items()}
+    guard, callbacks = _callbacks(cfg, run_dir, history)
+    verbose = cfg.train.verbose
+    if verbose == 1 and not sys.stdout.isatty():
+        verbose = 2  # one line per epoch in logs and CI instead of a redrawn bar
+    validation = data.test if (cfg.train.validate and data.test is not None) else None
+    model.fit(
+        data.train,
+        epochs=cfg.train.epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=cfg.train.steps_per_epoch,
+        validation_data=validation,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,  # the tf.data pipeline already shuffles
+    )
+    if guard.bad is not None:
+        where, key, value = guard.bad
+        done = (read_state(run_dir) or {}).get("epochs_done", 0)
+        raise TrainingDiverged(
+            f"training stopped: {key} became {value} at {where}; the last finite checkpoint "
+            f"(epoch {done}) is kept in {run_dir / 'checkpoints'}; lower train.learning_rate or try model.loss=hinge"
+        )
+    model.save(run_dir / FINAL_MODEL)
+    _write_json_atomic(run_dir / "checkpoints" / STATE_FILE, {"epochs_done": cfg.train.epochs, "finished": True})
+    from aigc_tf import viz
+
+    if history.get("epoch"):
+        viz.plot_history(history, run_dir / "history.png")
+    return model

@@ -1,0 +1,105 @@
+"""Config loading, --set overrides and the errors users see."""
+
+import pytest
+import yaml
+
+from aigc_tf.config import apply_overrides, from_dict, load_config, parse_override
+from aigc_tf.errors import ConfigError
+from tests.helpers import CONFIGS
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(path):
+    cfg = load_config(path)
+    assert cfg.model["name"]
+    assert cfg.train.epochs >= 1
+
+
+def test_set_reaches_every_section():
+    cfg = load_config(
+        CONFIGS / "dcgan_digits.yaml",
+        [
+            "train.epochs=3",
+            "train.strategy=mirrored",
+            "data.name=mnist",
+            "data.batch_size=32",
+            "model.name=mlp_gan",
+            "model.latent_dim=8",
+            "seed=7",
+            "train.learning_rate=1e-3",
+        ],
+    )
+    assert cfg.train.epochs == 3 and cfg.train.strategy == "mirrored"
+    assert cfg.data.name == "mnist" and cfg.data.batch_size == 32
+    assert cfg.model["name"] == "mlp_gan" and cfg.model["latent_dim"] == 8
+    assert cfg.seed == 7
+    assert cfg.train.learning_rate == pytest.approx(1e-3)
+
+
+def test_parse_override_uses_yaml_scalars():
+    assert parse_override("a.b=5") == (["a", "b"], 5)
+    assert parse_override("a=null") == (["a"], None)
+    assert parse_override("a=true") == (["a"], True)
+    assert parse_override("a=hello") == (["a"], "hello")
+
+
+def test_override_does_not_mutate_input():
+    raw = {"train": {"epochs": 1}}
+    apply_overrides(raw, ["train.epochs=9"])
+    assert raw["train"]["epochs"] == 1
+
+
+def test_int_widens_to_float_but_not_the_reverse():
+    cfg = from_dict({"model": {"name": "dcgan"}, "train": {"learning_rate": 1}})
+    assert isinstance(cfg.train.learning_rate, float)
+    with pytest.raises(ConfigError, match="train.epochs must be an integer"):
+        from_dict({"model": {"name": "dcgan"}, "train": {"epochs": 2.5}})
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"model": {"name": "dcgan"}, "train": {"epoch": 3}}, r"unknown key 'train.epoch' .*did you mean 'epochs'"),
+        ({"model": {"name": "dcgan"}, "trian": {}}, r"unknown top-level key 'trian'.*did you mean 'train'"),
+        ({"model": {"name": "dcgan", "latnet_dim": 3}}, r"unknown key 'model.latnet_dim'.*latent_dim"),
+        ({"model": {"name": "dcgam"}}, r"unknown model.name 'dcgam'.*did you mean 'dcgan'"),
+        ({"model": {"name": "dcgan"}, "train": {"epochs": "ten"}}, r"train.epochs must be an integer, got 'ten'"),
+        ({"model": {"name": "dcgan"}, "train": {"strategy": "tpu"}}, r"train.strategy must be one of default, mirrored"),
+        ({"model": {"name": "dcgan"}, "data": {"batch_size": 0}}, r"data.batch_size must be at least 1"),
+        ({"model": {"name": "dcgan", "loss": 3}}, r"model.loss must be a string"),
+        ({"model": {"name": "dcgan"}, "data": {"download": "yes"}}, r"data.download must be true or false"),
+        ({"model": "dcgan"}, r"'model' must be a mapping with a 'name'"),
+        ([1, 2], r"must be a YAML mapping"),
+    ],
+)
+def test_invalid_configs_name_the_key(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(raw, "x.yaml")
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  name: dcgan\n train: [\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: malformed YAML at line \d+"):
+        load_config(bad)
+
+
+def test_missing_and_empty_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="empty"):
+        load_config(empty)
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(CONFIGS / "vae_digits.yaml", ["model.beta=0.5"])
+    cfg.dump(tmp_path / "c.yaml")
+    again = from_dict(yaml.safe_load((tmp_path / "c.yaml").read_text()))
+    assert again == cfg
+
+
+def test_bad_set_syntax():
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(CONFIGS / "dcgan_digits.yaml", ["train.epochs"])
