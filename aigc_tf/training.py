@@ -272,8 +272,11 @@ def _callbacks(cfg: Config, run_dir: Path, history: dict):
 
 
 # ------------------------------------------------------------------- train
-def train(cfg: Config, run_dir: str | Path, resume: bool = False):
-    """Train ``cfg`` into ``run_dir``; returns the trained model."""
+def train(cfg: Config, run_dir: str | Path, resume: bool = False, callbacks: list | None = None):
+    """Train ``cfg`` into ``run_dir``; returns the trained model.
+
+    ``callbacks`` are extra Keras callbacks, run after the run directory's own.
+    """
     run_dir = Path(run_dir)
     initial_epoch = prepare_run_dir(run_dir, cfg, resume)
 
@@ -302,7 +305,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False):
         # Drop anything logged after the checkpoint (an epoch interrupted mid-save).
         keep = history.get("epoch", []).index(initial_epoch) + 1 if initial_epoch in history.get("epoch", []) else 0
         history = {k: v[:keep] for k, v in history.items()}
-    guard, callbacks = _callbacks(cfg, run_dir, history)
+    guard, own_callbacks = _callbacks(cfg, run_dir, history)
     verbose = cfg.train.verbose
     if verbose == 1 and not sys.stdout.isatty():
         verbose = 2  # one line per epoch in logs and CI instead of a redrawn bar
@@ -313,7 +316,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False):
         initial_epoch=initial_epoch,
         steps_per_epoch=cfg.train.steps_per_epoch,
         validation_data=validation,
-        callbacks=callbacks,
+        callbacks=own_callbacks + list(callbacks or []),
         verbose=verbose,
         shuffle=False,  # the tf.data pipeline already shuffles
     )

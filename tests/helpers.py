@@ -23,11 +23,11 @@ TINY_MODEL = {
 }
 
 
-def tiny_config(model: str = "dcgan", **sections):
+def tiny_config(model_name: str = "dcgan", **sections):
     """A valid Config on 64 `digits` images, one short epoch."""
     raw = {
         "seed": 1,
-        "model": {"name": model, **TINY_MODEL.get(model, {})},
+        "model": {"name": model_name, **TINY_MODEL.get(model_name, {})},
         "data": {"name": "digits", "batch_size": 16, "max_examples": 64},
         "train": {"epochs": 1, "verbose": 0, "num_samples": 16},
     }

@@ -141,11 +141,13 @@ class GAN(common.SeedStateMixin, keras.Model):
         if self.conditional:
             if labels is None:
                 raise ValueError("this GAN is conditional: pass labels")
-            return [z, tf.cast(labels, tf.int32)]
+            return [tf.convert_to_tensor(z, tf.float32), tf.cast(labels, tf.int32)]
         return z
 
     def _d_inputs(self, images, labels):
-        return [images, tf.cast(labels, tf.int32)] if self.conditional else images
+        if self.conditional:
+            return [tf.convert_to_tensor(images, tf.float32), tf.cast(labels, tf.int32)]
+        return images
 
     def call(self, inputs, training=False):
         """``inputs`` is ``z``, or ``[z, labels]`` / ``{"z", "labels"}`` when conditional."""

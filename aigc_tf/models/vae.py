@@ -99,7 +99,7 @@ class VAE(common.SeedStateMixin, keras.Model):
         if self.conditional:
             if labels is None:
                 raise ValueError("this VAE is conditional: pass labels")
-            return [x, tf.cast(labels, tf.int32)]
+            return [tf.convert_to_tensor(x, tf.float32), tf.cast(labels, tf.int32)]
         return x
 
     def encode(self, images, labels=None):

@@ -1,0 +1,129 @@
+"""The aigc-tf command line: errors users make, and train -> sample -> export."""
+
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from aigc_tf.cli import main
+from tests.helpers import CONFIGS, run_python
+
+TINY = [
+    "--set", "data.max_examples=64",
+    "--set", "data.batch_size=16",
+    "--set", "train.epochs=1",
+    "--set", "train.verbose=0",
+    "--set", "train.num_samples=16",
+    "--set", "model.base_filters=8",
+    "--set", "model.latent_dim=16",
+]
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("aigc-tf: error: ")
+    return err[0]
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    malformed = tmp_path / "malformed.yaml"
+    malformed.write_text("model:\n  name: dcgan\n data: [\n")
+    corrupt = tmp_path / "mnist.npz"
+    corrupt.write_bytes(b"this is not a zip archive")
+    return {"malformed": str(malformed), "corrupt": str(corrupt), "tmp": str(tmp_path)}
+
+
+CASES = {
+    "missing config": (["train", "{tmp}/nope.yaml"], "not found"),
+    "malformed yaml": (["train", "{malformed}"], "malformed YAML at line"),
+    "unknown key": (["train", "DCGAN", "--set", "train.epoch=3"], "unknown key 'train.epoch'"),
+    "wrong type": (["train", "DCGAN", "--set", "train.epochs=ten"], "train.epochs must be an integer"),
+    "unknown model": (["train", "DCGAN", "--set", "model.name=stylegan"], "unknown model.name 'stylegan'"),
+    "unknown dataset": (["train", "DCGAN", "--set", "data.name=cifar10"], "cifar10"),
+    "shape mismatch": (["train", "DCGAN", "--set", "data.image_size=30"], "divisible by 4"),
+    "offline tfds": (
+        ["train", "DCGAN", "--set", "data.name=mnist", "--set", "data.download=false", "--set", "data.data_dir={tmp}/tfds"],
+        "mnist",
+    ),
+    "corrupt data file": (["train", "DCGAN", "--set", "data.name=npz", "--set", "data.path={corrupt}"], "mnist.npz"),
+    "bad --set": (["train", "DCGAN", "--set", "train.epochs"], "expected KEY=VALUE"),
+    "sample non-run": (["sample", "{tmp}"], "not a run directory"),
+    "export non-run": (["export", "{tmp}", "--out", "{tmp}/exports"], "not a run directory"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_user_errors_print_one_line_and_exit_2(case, bad_files, capsys, tmp_path):
+    argv, expected = CASES[case]
+    argv = [a.replace("DCGAN", str(CONFIGS / "dcgan_digits.yaml")).format(**bad_files) for a in argv]
+    if argv[0] == "train":
+        argv += ["--run-dir", str(tmp_path / "run")]
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    assert expected in line, line
+    if argv[0] == "train" and (tmp_path / "run").exists():
+        # Nothing was trained: at most the resolved config was written.
+        assert {p.name for p in (tmp_path / "run").iterdir()} <= {"config.yaml"}
+
+
+def test_importing_the_cli_does_not_import_tensorflow():
+    result = run_python(
+        "import sys, aigc_tf.cli as c; c.build_parser().format_help(); "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_help_exits_zero():
+    result = run_python("import sys; from aigc_tf.cli import main; sys.argv = ['aigc-tf', '--help']; main()")
+    assert result.returncode == 0
+    assert "train" in result.stdout and "export" in result.stdout
+
+
+@pytest.mark.slow
+def test_train_sample_export(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(CONFIGS / "dcgan_digits.yaml"), "--run-dir", str(run), *TINY]) == 0
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["train"]["epochs"] == 1 and resolved["model"]["base_filters"] == 8
+
+    # Training it again is refused and leaves the run as it was.
+    before = (run / "model.keras").read_bytes()
+    assert main(["train", str(CONFIGS / "dcgan_digits.yaml"), "--run-dir", str(run), *TINY]) == 2
+    assert "finished run" in capsys.readouterr().err
+    assert (run / "model.keras").read_bytes() == before
+
+    from PIL import Image
+
+    def sample(seed, name):
+        out = tmp_path / name
+        assert main(["sample", str(run), "-n", "9", "--seed", str(seed), "--out", str(out)]) == 0
+        return np.asarray(Image.open(out))
+
+    a, b, c = sample(3, "a.png"), sample(3, "b.png"), sample(4, "c.png")
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.shape == (2 * (3 * 30 + 2), 2 * (3 * 30 + 2))  # 3x3 grid of 28px + 2px gaps, x2
+
+    exports = tmp_path / "exports"
+    assert main(["export", str(run), "--out", str(exports)]) == 0
+    assert (exports / "run" / "1" / "saved_model.pb").is_file()
+    assert (exports / "run" / "1" / "variables").is_dir()
+    assert main(["export", str(run), "--out", str(exports)]) == 0
+    assert (exports / "run" / "2" / "saved_model.pb").is_file()
+    stamp = (exports / "run" / "1" / "saved_model.pb").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["export", str(run), "--out", str(exports), "--version", "1"]) == 2
+    assert "already exists" in _error_line(capsys)
+    assert (exports / "run" / "1" / "saved_model.pb").stat().st_mtime_ns == stamp
+
+
+def test_cli_entry_point_is_installed():
+    import shutil
+
+    exe = shutil.which("aigc-tf") or str(__import__("pathlib").Path(sys.executable).with_name("aigc-tf"))
+    assert __import__("os").path.exists(exe), "pip install -e . should install the aigc-tf console script"

@@ -1,0 +1,143 @@
+"""Run directories: what they hold, resume after interruption, refusal to
+overwrite, and stopping on NaN."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aigc_tf import training
+from aigc_tf.errors import ConfigError, RunDirError
+from tests.helpers import tiny_config
+
+
+class InterruptAt(keras.callbacks.Callback):
+    """Simulate Ctrl-C at the start of a given (0-based) epoch."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.at = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def test_train_writes_a_complete_run_directory(tmp_path):
+    cfg = tiny_config("dcgan", train={"epochs": 2})
+    run = tmp_path / "run"
+    training.train(cfg, run)
+    for name in ("config.yaml", "model.keras", "history.json", "history.png", "checkpoints/last.keras"):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    assert list((run / "logs").rglob("events.out.tfevents*"))
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == [1, 2]
+    assert len(history["d_loss"]) == len(history["val_d_loss"]) == 2
+    assert json.loads((run / "checkpoints" / "state.json").read_text()) == {"epochs_done": 2, "finished": True}
+    assert training.load_run_config(run) == cfg
+
+
+def test_interrupted_run_resumes_without_losing_or_repeating_an_epoch(tmp_path):
+    cfg = tiny_config("dcgan", train={"epochs": 4})
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(cfg, run, callbacks=[InterruptAt(2)])
+    assert json.loads((run / "checkpoints" / "state.json").read_text()) == {"epochs_done": 2, "finished": False}
+    assert not (run / "model.keras").exists()
+
+    model = training.train(cfg, run)  # the same command again
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == [1, 2, 3, 4]
+    steps = 64 // 16
+    # Both optimizers carried their state across the restart.
+    assert int(model.d_optimizer.iterations.numpy()) == int(model.g_optimizer.iterations.numpy()) == 4 * steps
+    assert len(list((run / "samples").glob("epoch_*.png"))) == 4
+
+
+def test_finished_run_is_never_overwritten(tmp_path):
+    cfg = tiny_config("conv_vae", train={"epochs": 1})
+    run = tmp_path / "run"
+    training.train(cfg, run)
+    before = (run / "model.keras").read_bytes()
+    with pytest.raises(RunDirError, match="finished run.*--run-dir NEW"):
+        training.train(cfg, run)
+    assert (run / "model.keras").read_bytes() == before
+    # Asking to resume with more epochs trains it further.
+    more = tiny_config("conv_vae", train={"epochs": 2})
+    model = training.train(more, run, resume=True)
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
+    assert int(model.optimizer.iterations.numpy()) == 2 * 4
+    with pytest.raises(RunDirError, match="already trained 2 epochs"):
+        training.train(more, run, resume=True)
+
+
+def test_run_with_a_different_config_is_refused(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(tiny_config("dcgan", train={"epochs": 3}), run, callbacks=[InterruptAt(1)])
+    with pytest.raises(RunDirError, match=r"different config \(model.latent_dim: 16 -> 8"):
+        training.train(tiny_config("dcgan", model={"latent_dim": 8}, train={"epochs": 3}), run)
+
+
+def test_foreign_non_empty_directory_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="not an unfinished aigc-tf run"):
+        training.train(tiny_config("dcgan"), tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_nan_in_any_loss_stops_training_and_keeps_no_bad_checkpoint(tmp_path, monkeypatch):
+    real_load = training.load_data
+
+    def poisoned(cfg, seed_offset=0):
+        data = real_load(cfg, seed_offset)
+        data.train = data.train.map(lambda b: {**b, "images": b["images"] * np.nan})
+        return data
+
+    monkeypatch.setattr(training, "load_data", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(training.TrainingDiverged, match=r"(d_loss|g_loss|real_score|fake_score) became nan at batch 1 of epoch 1"):
+        training.train(tiny_config("dcgan", train={"epochs": 3}), run)
+    assert not (run / "checkpoints" / "last.keras").exists()
+    assert not (run / "model.keras").exists()
+
+
+def test_model_that_does_not_fit_the_data_is_a_config_error(tmp_path):
+    cfg = tiny_config("dcgan", data={"image_size": 30})
+    with pytest.raises(ConfigError, match="does not fit data 'digits'.*divisible by 4"):
+        training.train(cfg, tmp_path / "run")
+
+
+def test_conditional_model_needs_labels(tmp_path):
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    from PIL import Image
+
+    for i in range(20):
+        Image.fromarray(np.full((28, 28), i * 10, np.uint8)).save(folder / f"{i}.png")
+    cfg = tiny_config("cgan", data={"name": "folder", "path": str(folder), "max_examples": None})
+    with pytest.raises(ConfigError, match="num_classes"):
+        training.train(cfg, tmp_path / "run")
+
+
+def test_batch_size_must_split_across_replicas(tmp_path, monkeypatch):
+    class TwoReplicas:
+        num_replicas_in_sync = 2
+
+    monkeypatch.setattr(training, "resolve_strategy", lambda *a: TwoReplicas())
+    cfg = tiny_config("dcgan", data={"batch_size": 15})
+    with pytest.raises(ConfigError, match="divisible by the 2 replicas"):
+        training.train(cfg, tmp_path / "run")
+
+
+def test_sample_images_is_deterministic_per_seed():
+    cfg = tiny_config("dcgan")
+    data = training.load_data(cfg)
+    model = training.build_model(cfg, data.image_shape, data.num_classes)
+    a = training.sample_images(model, 4, seed=5)
+    assert a.min() >= 0 and a.max() <= 1
+    np.testing.assert_array_equal(a, training.sample_images(model, 4, seed=5))
+    assert tf.reduce_any(a != training.sample_images(model, 4, seed=6))
