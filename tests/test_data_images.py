@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -137,8 +138,9 @@ def test_shuffle_is_seeded_and_reshuffles_each_epoch():
 @pytest.mark.slow  # spawns a Python process (~5 s)
 def test_first_epoch_order_is_identical_across_processes():
     script = (
-        "import hashlib\n"
+        "import hashlib, keras\n"
         "from aigc_tf.data.images import load_image_data\n"
+        "keras.utils.set_random_seed(3)\n"
         "d = load_image_data('digits', batch_size=64, seed=7)\n"
         "b = next(iter(d.train))\n"
         "raw = b['images'].numpy().tobytes() + b['labels'].numpy().tobytes()\n"
@@ -150,6 +152,8 @@ def test_first_epoch_order_is_identical_across_processes():
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    # tf.data op seeds combine with the global seed: set it the same way here.
+    keras.utils.set_random_seed(3)
     batch = next(iter(load_image_data("digits", batch_size=64, seed=7).train))
     raw = batch["images"].numpy().tobytes() + batch["labels"].numpy().tobytes()
     assert out.stdout.strip().splitlines()[-1] == hashlib.sha256(raw).hexdigest()

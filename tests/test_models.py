@@ -61,7 +61,7 @@ def test_one_fit_step_on_digits_changes_weights_and_logs_finite_losses(name):
     assert all(np.isfinite(v[-1]) for v in history.history.values())
 
 
-@pytest.mark.parametrize("name", ["dcgan", "cgan", "cvae"])
+@pytest.mark.parametrize("name", MODELS)
 def test_one_fit_step_on_mocked_tfds_mnist(name):
     with tfds.testing.mock_data(num_examples=32):
         model, data = _model_and_data(name, name="mnist", max_examples=None)

@@ -156,8 +156,10 @@ def load_image_data(
             the native count (for ``folder``: that of the first image).
         shuffle_buffer: size of the training shuffle buffer (capped at the
             number of training images).
-        seed: seeds the shuffle; the same seed gives the same first-epoch
-            order in every process.
+        seed: seeds the shuffle. As with any tf.data op seed, the order also
+            depends on TensorFlow's global seed: the same ``seed`` after the
+            same ``keras.utils.set_random_seed`` gives the same first-epoch
+            order in every process (training sets both from ``config.seed``).
         max_examples: keep at most this many train (and test) images.
         data_dir: tensorflow-datasets data directory (tfds sources only).
         download: whether tfds may download a dataset that is not prepared.
