@@ -34,12 +34,11 @@ def cmd_train(args) -> int:
 
     cfg = load_config(args.config, args.set or [])
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.config)
-    if cfg.train.strategy == "mirrored" and cfg.train.cpu_devices > 1:
-        # Logical CPU devices must exist before TensorFlow initialises.
-        from aigc_tf.training import resolve_strategy
+    from aigc_tf.training import configure_cpu_devices, train
 
-        resolve_strategy("mirrored", cfg.train.cpu_devices)
-    from aigc_tf.training import train
+    if cfg.train.strategy == "mirrored":
+        # Logical CPU devices must exist before TensorFlow runs its first op.
+        configure_cpu_devices(cfg.train.cpu_devices)
 
     train(cfg, run_dir, resume=args.resume)
     print(f"Finished: {run_dir} (model.keras, samples/, history.json)")
@@ -51,9 +50,15 @@ def cmd_sample(args) -> int:
 
     run_dir = Path(args.run_dir)
     cfg = training.load_run_config(run_dir)
-    model = training.load_model(training.final_model_path(run_dir))
     seed = cfg.seed if args.seed is None else args.seed
+    if not 0 <= seed < 2**31:
+        raise UserError(f"--seed must be in [0, 2**31), got {seed}")
     out = Path(args.out) if args.out else run_dir / "samples" / f"sample_seed{seed}_n{args.n}.png"
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out} must be a .png file path")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory; give a file path ending in .png")
+    model = training.load_model(training.final_model_path(run_dir))
     images = training.sample_images(model, args.n, seed)
     viz.save_grid(images, out)
     print(f"Wrote {args.n} samples (seed {seed}) to {out}")

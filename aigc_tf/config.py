@@ -98,7 +98,7 @@ _SECTIONS = {"data": DataConfig, "train": TrainConfig}
 
 
 def _suggest(key: str, choices: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(choices), n=1)
+    close = difflib.get_close_matches(str(key), [str(c) for c in choices], n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -168,7 +168,7 @@ def _section_from_dict(cls: type, raw: Any, section: str, source: str):
     fields = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in raw.items():
-        if key not in fields:
+        if not isinstance(key, str) or key not in fields:
             raise ConfigError(
                 f"{source}: unknown key '{section}.{key}'{_suggest(key, fields)}; "
                 f"valid keys are: {', '.join(sorted(fields))}"
@@ -193,7 +193,7 @@ def _validate_model(raw: Any, source: str) -> dict:
     from aigc_tf import registry
 
     name = raw["name"]
-    if name not in registry.MODELS:
+    if not isinstance(name, str) or name not in registry.MODELS:
         raise ConfigError(
             f"{source}: unknown model.name {name!r}{_suggest(str(name), registry.MODELS)}; "
             f"choose one of: {', '.join(registry.MODELS)}"
@@ -203,7 +203,7 @@ def _validate_model(raw: Any, source: str) -> dict:
     for key, value in raw.items():
         if key == "name":
             continue
-        if key not in args:
+        if not isinstance(key, str) or key not in args:
             raise ConfigError(
                 f"{source}: unknown key 'model.{key}' for model {name!r}{_suggest(key, args)}; "
                 f"valid keys are: {', '.join(sorted(args))}"
@@ -214,6 +214,8 @@ def _validate_model(raw: Any, source: str) -> dict:
 
 def _check_values(cfg: Config, source: str) -> None:
     t, d = cfg.train, cfg.data
+    if not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"{source}: seed must be an integer in [0, 2**32), got {cfg.seed}")
     if t.strategy not in STRATEGIES:
         raise ConfigError(
             f"{source}: train.strategy must be one of {', '.join(STRATEGIES)}, got {t.strategy!r}"

@@ -60,7 +60,7 @@ def gradient_penalty(critic: Callable, real, fake, epsilon):
     drawn uniformly in [0, 1] by the caller (so the function stays pure).
     ``critic`` maps a batch of images to logits of shape ``(batch, 1)``.
     """
-    x_hat = epsilon * real + (1.0 - epsilon) * fake
+    x_hat = tf.convert_to_tensor(epsilon * real + (1.0 - epsilon) * fake)
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
         scores = critic(x_hat)

@@ -33,7 +33,9 @@ STATE_FILE = "state.json"
 LAST_CHECKPOINT = "last.keras"
 FINAL_MODEL = "model.keras"
 # Keys that may change between the first run and a resume of the same run.
-RESUMABLE_KEYS = {"train.epochs", "train.verbose", "train.sample_every", "train.steps_per_execution"}
+RESUMABLE_KEYS = {"train.epochs", "train.verbose", "train.sample_every"}
+# What `train` itself writes before the first checkpoint exists.
+OWN_ENTRIES = {"config.yaml", "logs", "samples", "history.json", "checkpoints"}
 
 
 class TrainingDiverged(UserError):
@@ -77,15 +79,44 @@ def load_run_config(run_dir: str | Path) -> Config:
 
 def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> int:
     """Create or check ``run_dir``; return the number of epochs already done."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"{run_dir} is a file, not a directory; pass --run-dir with a directory path")
     state = read_state(run_dir)
     if state is None:
-        if run_dir.exists() and any(p.name != "config.yaml" for p in run_dir.iterdir()):
-            raise RunDirError(
-                f"{run_dir} exists and is not an unfinished aigc-tf run; pass --run-dir NEW (nothing was changed)"
-            )
+        # New, empty, or stopped before its first checkpoint: (re)start at epoch 0.
+        if run_dir.exists():
+            foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in OWN_ENTRIES)
+            if foreign or ((run_dir / "logs").exists() and not (run_dir / "config.yaml").is_file()):
+                raise RunDirError(
+                    f"{run_dir} exists and is not an aigc-tf run (it holds {', '.join(foreign[:3]) or 'logs'}); "
+                    "pass --run-dir NEW (nothing was changed)"
+                )
+            if (run_dir / "config.yaml").is_file():
+                _check_same_config(run_dir, cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.dump(run_dir / "config.yaml")
         return 0
+    _check_same_config(run_dir, cfg)
+    done = int(state["epochs_done"])
+    if state.get("finished") and not resume:
+        raise RunDirError(
+            f"{run_dir} holds a finished run ({done} epochs); pass --run-dir NEW for a new run, "
+            "or --resume with a larger --set train.epochs=N to train it further"
+        )
+    if state.get("finished") and done >= cfg.train.epochs:
+        raise RunDirError(
+            f"{run_dir} has already trained {done} epochs; ask for more with --set train.epochs={done + 10}"
+        )
+    if done > cfg.train.epochs:
+        raise RunDirError(
+            f"{run_dir} has already trained {done} epochs, more than train.epochs={cfg.train.epochs}; "
+            f"pass --set train.epochs={done} or more"
+        )
+    cfg.dump(run_dir / "config.yaml")
+    return done
+
+
+def _check_same_config(run_dir: Path, cfg: Config) -> None:
     old = _flatten(load_run_config(run_dir).to_dict())
     new = _flatten(cfg.to_dict())
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_KEYS)
@@ -94,18 +125,18 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> int:
         raise RunDirError(
             f"{run_dir} holds a run with a different config ({shown}); pass --run-dir NEW for a new run"
         )
-    done = int(state["epochs_done"])
-    if state.get("finished") and not resume:
-        raise RunDirError(
-            f"{run_dir} holds a finished run ({done} epochs); pass --run-dir NEW for a new run, "
-            "or --resume with a larger --set train.epochs=N to train it further"
-        )
-    if done >= cfg.train.epochs:
-        raise RunDirError(
-            f"{run_dir} has already trained {done} epochs; ask for more with --set train.epochs={done + 10}"
-        )
-    cfg.dump(run_dir / "config.yaml")
-    return done
+
+
+def configure_cpu_devices(count: int) -> None:
+    """Split the CPU into ``count`` logical devices (only before TF initialises)."""
+    import tensorflow as tf
+
+    if count > 1 and not tf.config.list_physical_devices("GPU"):
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+        except RuntimeError:
+            pass  # already initialised: use whatever logical devices exist
 
 
 def resolve_strategy(name: str, cpu_devices: int = 1):
@@ -117,12 +148,7 @@ def resolve_strategy(name: str, cpu_devices: int = 1):
         return tf.distribute.get_strategy()
     if tf.config.list_physical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
-    if cpu_devices > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        try:
-            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
-        except RuntimeError:
-            pass  # already initialised: use whatever logical devices exist
+    configure_cpu_devices(cpu_devices)
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices=devices)
 
@@ -162,7 +188,7 @@ def build_model(cfg: Config, image_shape, num_classes: int):
         model = registry.build_model(cfg.model, image_shape, num_classes, cfg.seed)
     except ValueError as exc:
         raise ConfigError(
-            f"model {cfg.model['name']!r} does not fit data {cfg.data.name!r} "
+            f"model {cfg.model['name']!r} cannot be built for data {cfg.data.name!r} "
             f"(images {tuple(image_shape)}, {num_classes} classes): {exc}"
         ) from None
     t = cfg.train
@@ -310,7 +336,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, callbacks: lis
     if verbose == 1 and not sys.stdout.isatty():
         verbose = 2  # one line per epoch in logs and CI instead of a redrawn bar
     validation = data.test if (cfg.train.validate and data.test is not None) else None
-    model.fit(
+    model.fit(  # with initial_epoch == epochs (only the final save was missing) this is a no-op
         data.train,
         epochs=cfg.train.epochs,
         initial_epoch=initial_epoch,
@@ -327,7 +353,9 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, callbacks: lis
             f"training stopped: {key} became {value} at {where}; the last finite checkpoint "
             f"(epoch {done}) is kept in {run_dir / 'checkpoints'}; lower train.learning_rate or try model.loss=hinge"
         )
-    model.save(run_dir / FINAL_MODEL)
+    # Atomic: a model.keras that exists is always complete.
+    model.save(run_dir / "model.tmp.keras")
+    os.replace(run_dir / "model.tmp.keras", run_dir / FINAL_MODEL)
     _write_json_atomic(run_dir / "checkpoints" / STATE_FILE, {"epochs_done": cfg.train.epochs, "finished": True})
     from aigc_tf import viz
 

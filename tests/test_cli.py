@@ -1,7 +1,5 @@
 """The aigc-tf command line: errors users make, and train -> sample -> export."""
 
-import sys
-
 import numpy as np
 import pytest
 import yaml
@@ -42,13 +40,20 @@ CASES = {
     "unknown key": (["train", "DCGAN", "--set", "train.epoch=3"], "unknown key 'train.epoch'"),
     "wrong type": (["train", "DCGAN", "--set", "train.epochs=ten"], "train.epochs must be an integer"),
     "unknown model": (["train", "DCGAN", "--set", "model.name=stylegan"], "unknown model.name 'stylegan'"),
-    "unknown dataset": (["train", "DCGAN", "--set", "data.name=cifar10"], "cifar10"),
+    "unknown dataset": (["train", "DCGAN", "--set", "data.name=cifar10"], "unknown image dataset 'cifar10'; set data.name to one of"),
     "shape mismatch": (["train", "DCGAN", "--set", "data.image_size=30"], "divisible by 4"),
     "offline tfds": (
         ["train", "DCGAN", "--set", "data.name=mnist", "--set", "data.download=false", "--set", "data.data_dir={tmp}/tfds"],
-        "mnist",
+        "dataset 'mnist' is not prepared in",
     ),
-    "corrupt data file": (["train", "DCGAN", "--set", "data.name=npz", "--set", "data.path={corrupt}"], "mnist.npz"),
+    "corrupt data file": (
+        ["train", "DCGAN", "--set", "data.name=npz", "--set", "data.path={corrupt}"],
+        "mnist.npz is not a readable npz file",
+    ),
+    "negative seed": (["train", "DCGAN", "--set", "seed=-1"], "seed must be an integer in [0, 2**32)"),
+    "zero critic steps": (["train", "DCGAN", "--set", "model.d_steps=0"], "d_steps must be at least 1"),
+    "model name not a string": (["train", "DCGAN", "--set", "model.name=[1]"], "unknown model.name [1]"),
+    "run dir is a file": (["train", "DCGAN", "--run-dir", "{malformed}"], "is a file, not a directory"),
     "bad --set": (["train", "DCGAN", "--set", "train.epochs"], "expected KEY=VALUE"),
     "sample non-run": (["sample", "{tmp}"], "not a run directory"),
     "export non-run": (["export", "{tmp}", "--out", "{tmp}/exports"], "not a run directory"),
@@ -59,7 +64,7 @@ CASES = {
 def test_user_errors_print_one_line_and_exit_2(case, bad_files, capsys, tmp_path):
     argv, expected = CASES[case]
     argv = [a.replace("DCGAN", str(CONFIGS / "dcgan_digits.yaml")).format(**bad_files) for a in argv]
-    if argv[0] == "train":
+    if argv[0] == "train" and "--run-dir" not in argv:
         argv += ["--run-dir", str(tmp_path / "run")]
     assert main(argv) == 2
     line = _error_line(capsys)
@@ -67,6 +72,24 @@ def test_user_errors_print_one_line_and_exit_2(case, bad_files, capsys, tmp_path
     if argv[0] == "train" and (tmp_path / "run").exists():
         # Nothing was trained: at most the resolved config was written.
         assert {p.name for p in (tmp_path / "run").iterdir()} <= {"config.yaml"}
+
+
+def test_offline_tfds_download_fails_fast_with_a_clear_line(tmp_path, capsys, monkeypatch):
+    from aigc_tf.data import images
+
+    monkeypatch.setattr(images, "_can_download", lambda *a, **k: False)
+    argv = ["train", str(CONFIGS / "dcgan_mnist.yaml"), "--set", f"data.data_dir={tmp_path}/tfds", "--run-dir", str(tmp_path / "run")]
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    assert "dataset 'mnist' is not prepared" in line and "cannot be downloaded offline" in line
+
+
+def test_sample_output_must_be_png(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(CONFIGS / "vae_digits.yaml"), "--run-dir", str(run), *TINY[:-4]]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), "--out", str(tmp_path / "grid")]) == 2
+    assert "must be a .png file path" in _error_line(capsys)
 
 
 def test_importing_the_cli_does_not_import_tensorflow():
@@ -122,8 +145,25 @@ def test_train_sample_export(tmp_path, capsys):
     assert (exports / "run" / "1" / "saved_model.pb").stat().st_mtime_ns == stamp
 
 
-def test_cli_entry_point_is_installed():
-    import shutil
-
-    exe = shutil.which("aigc-tf") or str(__import__("pathlib").Path(sys.executable).with_name("aigc-tf"))
-    assert __import__("os").path.exists(exe), "pip install -e . should install the aigc-tf console script"
+@pytest.mark.slow
+def test_train_with_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    """The whole CLI path under MirroredStrategy: two optimizers, checkpoints, resume files."""
+    run = tmp_path / "run"
+    code = (
+        "import sys; from aigc_tf.cli import main; "
+        f"sys.exit(main(['train', {str(CONFIGS / 'cgan_mnist.yaml')!r}, '--run-dir', {str(run)!r}, "
+        "'--set', 'data.name=digits', '--set', 'train.strategy=mirrored', '--set', 'train.cpu_devices=2', "
+        + ", ".join(repr(a) for a in TINY) + ", '--set', 'train.epochs=2']))"
+    )
+    result = run_python(code, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = yaml.safe_load((run / "history.json").read_text())
+    assert history["epoch"] == [1, 2] and all(np.isfinite(history["d_loss"]))
+    assert np.isfinite(history["val_d_loss"]).all()
+    assert (run / "model.keras").is_file() and (run / "samples" / "epoch_0002.png").is_file()
+    check = run_python(
+        "import sys, keras; import aigc_tf.registry; "
+        f"m = keras.models.load_model({str(run / 'model.keras')!r}); "
+        "print(int(m.d_optimizer.iterations.numpy()), int(m.g_optimizer.iterations.numpy()))"
+    )
+    assert check.stdout.split() == ["8", "8"], check.stderr[-2000:]

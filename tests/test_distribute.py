@@ -6,7 +6,7 @@ import pytest
 
 from tests.helpers import ROOT, run_python
 
-NAMES = ["dcgan", "cgan", "mlp_vae", "conv_vae", "cvae"]
+NAMES = ["mlp_gan", "dcgan", "cgan", "mlp_vae", "conv_vae", "cvae"]
 
 
 def _run(optimizer):
@@ -21,11 +21,13 @@ def _run(optimizer):
     [
         # SGD: weight change = 0.01 * gradient, so this is the strict check that
         # losses are scaled right and batch-norm statistics are synchronised.
-        ("sgd", 1e-5),
+        # Observed max difference: 1.2e-7.
+        ("sgd", 1e-6),
         # The shipped Adam: its first step is lr * g / (|g| + 1e-7), which turns
         # float32 reduction-order noise in near-zero gradient entries into
-        # differences up to ~1e-5 of lr = 2e-4; observed max 1.5e-5 (cgan).
-        ("adam", 2e-5),
+        # differences of a sizeable fraction of lr = 2e-4; observed up to 1.9e-5
+        # (cgan), so the bound is lr / 4. The SGD case above is the strict one.
+        ("adam", 5e-5),
     ],
 )
 def test_mirrored_step_matches_single_device(optimizer, tolerance):

@@ -59,6 +59,22 @@ def test_gradient_penalty_of_linear_critic():
     assert float(gp) == pytest.approx((np.sqrt(4 * 0.75**2) - 1.0) ** 2, rel=1e-5)
 
 
+def test_gradient_penalty_is_taken_at_the_interpolates():
+    # critic(x) = 0.5 * sum(x^2): grad = x, so the penalty is
+    # mean((||eps * real + (1 - eps) * fake|| - 1)^2), which depends on eps.
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(5, 3, 3, 1)).astype(np.float32)
+    fake = rng.normal(size=(5, 3, 3, 1)).astype(np.float32)
+    eps = rng.random((5, 1, 1, 1)).astype(np.float32)
+    critic = lambda x: 0.5 * tf.reduce_sum(tf.square(x), axis=[1, 2, 3])[:, None]  # noqa: E731
+    x_hat = eps.astype(np.float64) * real + (1 - eps.astype(np.float64)) * fake
+    norms = np.sqrt((x_hat.reshape(5, -1) ** 2).sum(axis=1))
+    expected = np.mean((norms - 1.0) ** 2)
+    assert float(losses.gradient_penalty(critic, real, fake, eps)) == pytest.approx(expected, rel=1e-5)
+    at_real = np.mean((np.sqrt((real.reshape(5, -1).astype(np.float64) ** 2).sum(axis=1)) - 1.0) ** 2)
+    assert expected != pytest.approx(at_real, rel=1e-3)
+
+
 def test_gaussian_kl_closed_form():
     mean = np.array([[0.0, 0.0], [1.0, -2.0]], np.float32)
     log_var = np.array([[0.0, 0.0], [np.log(0.5), np.log(4.0)]], np.float32)

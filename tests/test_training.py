@@ -14,14 +14,24 @@ from tests.helpers import tiny_config
 
 
 class InterruptAt(keras.callbacks.Callback):
-    """Simulate Ctrl-C at the start of a given (0-based) epoch."""
+    """Simulate Ctrl-C at the start of a (0-based) epoch, in its second batch,
+    or after the last epoch (before the final model is written)."""
 
-    def __init__(self, epoch):
+    def __init__(self, epoch=None, mid_epoch=None, at_end=False):
         super().__init__()
-        self.at = epoch
+        self.at, self.mid, self.at_end = epoch, mid_epoch, at_end
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
         if epoch == self.at:
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.mid and batch == 1:
+            raise KeyboardInterrupt
+
+    def on_train_end(self, logs=None):
+        if self.at_end:
             raise KeyboardInterrupt
 
 
@@ -57,6 +67,58 @@ def test_interrupted_run_resumes_without_losing_or_repeating_an_epoch(tmp_path):
     assert len(list((run / "samples").glob("epoch_*.png"))) == 4
 
 
+def test_run_interrupted_in_its_first_epoch_restarts(tmp_path):
+    cfg = tiny_config("conv_vae", train={"epochs": 2})
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(cfg, run, callbacks=[InterruptAt(mid_epoch=0)])
+    assert not (run / "checkpoints" / "state.json").exists()
+    assert (run / "logs").exists()  # TensorBoard already wrote here
+    model = training.train(cfg, run)
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
+    assert int(model.optimizer.iterations.numpy()) == 2 * 4
+
+
+def test_run_interrupted_mid_epoch_repeats_only_that_epoch(tmp_path):
+    cfg = tiny_config("dcgan", train={"epochs": 3})
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(cfg, run, callbacks=[InterruptAt(mid_epoch=1)])
+    assert json.loads((run / "checkpoints" / "state.json").read_text())["epochs_done"] == 1
+    model = training.train(cfg, run)
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2, 3]
+    assert int(model.g_optimizer.iterations.numpy()) == 3 * 4
+
+
+def test_run_interrupted_before_the_final_save_is_finished_on_rerun(tmp_path):
+    cfg = tiny_config("conv_vae", train={"epochs": 2})
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(cfg, run, callbacks=[InterruptAt(at_end=True)])
+    assert not (run / "model.keras").exists()
+    assert json.loads((run / "checkpoints" / "state.json").read_text()) == {"epochs_done": 2, "finished": False}
+    model = training.train(cfg, run)
+    assert (run / "model.keras").is_file()
+    assert json.loads((run / "checkpoints" / "state.json").read_text())["finished"] is True
+    assert int(model.optimizer.iterations.numpy()) == 2 * 4  # no extra training
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
+
+
+def test_run_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(RunDirError, match="is a file"):
+        training.train(tiny_config("dcgan"), tmp_path / "f")
+
+
+def test_compile_settings_survive_a_resume(tmp_path):
+    cfg = tiny_config("dcgan", train={"epochs": 2, "steps_per_execution": 2})
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(cfg, run, callbacks=[InterruptAt(epoch=1)])
+    loaded = training.load_model(run / "checkpoints" / "last.keras")
+    assert loaded.steps_per_execution == 2
+
+
 def test_finished_run_is_never_overwritten(tmp_path):
     cfg = tiny_config("conv_vae", train={"epochs": 1})
     run = tmp_path / "run"
@@ -84,7 +146,7 @@ def test_run_with_a_different_config_is_refused(tmp_path):
 
 def test_foreign_non_empty_directory_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(RunDirError, match="not an unfinished aigc-tf run"):
+    with pytest.raises(RunDirError, match="not an aigc-tf run"):
         training.train(tiny_config("dcgan"), tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
@@ -107,7 +169,7 @@ def test_nan_in_any_loss_stops_training_and_keeps_no_bad_checkpoint(tmp_path, mo
 
 def test_model_that_does_not_fit_the_data_is_a_config_error(tmp_path):
     cfg = tiny_config("dcgan", data={"image_size": 30})
-    with pytest.raises(ConfigError, match="does not fit data 'digits'.*divisible by 4"):
+    with pytest.raises(ConfigError, match="cannot be built for data 'digits'.*divisible by 4"):
         training.train(cfg, tmp_path / "run")
 
 

@@ -71,6 +71,28 @@ def adam(learning_rate: float, beta_1: float = 0.5, beta_2: float = 0.999, name:
     return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, name=name)
 
 
+EXECUTION_KEYS = ("steps_per_execution", "jit_compile")
+
+
+def execution_config(model) -> dict:
+    """The compile arguments besides optimizers that a saved model keeps."""
+    return {"steps_per_execution": model.steps_per_execution, "jit_compile": bool(model.jit_compile)}
+
+
+def update_batch_means(trackers, values, batch_size):
+    """Update ``Mean`` trackers with per-batch means, weighted by the batch size.
+
+    Weighting makes epoch means exact when the last (validation) batch is
+    smaller, and an empty replica share (a last batch smaller than the
+    replica count) adds nothing instead of a NaN.
+    """
+    n = tf.cast(batch_size, tf.float32)
+    for tracker, value in zip(trackers, values):
+        value = tf.where(n > 0, tf.cast(value, tf.float32), 0.0)
+        tracker.update_state(value, sample_weight=n)
+    return {m.name: m.result() for m in trackers}
+
+
 def check_conditional(conditional: bool, num_classes: int) -> None:
     if conditional and num_classes < 1:
         raise ValueError("a conditional model needs num_classes >= 1 (labelled data)")

@@ -64,6 +64,8 @@ class GAN(common.SeedStateMixin, keras.Model):
             raise ValueError(f"unknown GAN loss {loss!r}; use one of {', '.join(losses.GAN_LOSSES)}")
         common.check_conditional(conditional, num_classes)
         networks.check_image_shape(image_shape, architecture)
+        if d_steps < 1:
+            raise ValueError(f"d_steps must be at least 1, got {d_steps}")
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
         self.architecture = architecture
@@ -121,15 +123,19 @@ class GAN(common.SeedStateMixin, keras.Model):
         self.g_optimizer.build(self.generator.trainable_variables)
 
     def get_compile_config(self):
+        if not self.compiled:
+            return None
         return {
             "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
             "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+            **common.execution_config(self),
         }
 
     def compile_from_config(self, config):
         self.compile(
             d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
             g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
+            **{k: config[k] for k in common.EXECUTION_KEYS if k in config},
         )
 
     @property
@@ -222,8 +228,5 @@ class GAN(common.SeedStateMixin, keras.Model):
         return self._update_metrics(d_loss, g_loss, real_logits, fake_logits)
 
     def _update_metrics(self, d_loss, g_loss, real_logits, fake_logits):
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.real_score_tracker.update_state(tf.reduce_mean(real_logits))
-        self.fake_score_tracker.update_state(tf.reduce_mean(fake_logits))
-        return {m.name: m.result() for m in self.metrics}
+        values = (d_loss, g_loss, tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits))
+        return common.update_batch_means(self.metrics, values, tf.shape(real_logits)[0])

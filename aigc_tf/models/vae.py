@@ -86,9 +86,16 @@ class VAE(common.SeedStateMixin, keras.Model):
         super().compile(optimizer=optimizer or common.adam(1e-3, beta_1=0.9), **kwargs)
         self.optimizer.build(self.trainable_variables)
 
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        return {"optimizer": keras.optimizers.serialize(self.optimizer), **common.execution_config(self)}
+
     def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(optimizer=config.get("optimizer"))
+        self.compile(
+            optimizer=keras.optimizers.deserialize(config["optimizer"]),
+            **{k: config[k] for k in common.EXECUTION_KEYS if k in config},
+        )
 
     @property
     def metrics(self):
@@ -169,7 +176,5 @@ class VAE(common.SeedStateMixin, keras.Model):
         return self._update_metrics(tf.reduce_mean(recon + self.beta * kl), recon, kl)
 
     def _update_metrics(self, loss, recon, kl):
-        self.loss_tracker.update_state(loss)
-        self.recon_tracker.update_state(tf.reduce_mean(recon))
-        self.kl_tracker.update_state(tf.reduce_mean(kl))
-        return {m.name: m.result() for m in self.metrics}
+        values = (loss, tf.reduce_mean(recon), tf.reduce_mean(kl))
+        return common.update_batch_means(self.metrics, values, tf.shape(recon)[0])
