@@ -77,6 +77,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    import json
+
+    from aigc_tf.evaluate import evaluate_run, format_table
+
+    result = evaluate_run(args.run_dir, n_samples=args.n, iwae_k=args.iwae_k, seed=args.seed, verbose=0)
+    print(format_table(result))
+    out = Path(args.out) if args.out else Path(args.run_dir) / "metrics.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"Wrote {out}")
+    return 0
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -107,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="noise seed (default: the run's seed); same seed, same image")
     p.add_argument("--out", help="output PNG (default: RUN_DIR/samples/sample_seed<S>_n<N>.png)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("evaluate", help="sample-quality metrics (FID, KID, precision/recall; ELBO/IWAE for VAEs)")
+    p.add_argument("run_dir", help="run directory written by `aigc-tf train`")
+    p.add_argument("-n", type=_positive, help="generated samples (default: half the reference set)")
+    p.add_argument("--out", help="JSON output (default: RUN_DIR/metrics.json)")
+    p.add_argument("--iwae-k", type=_positive, default=1000, help="importance samples for the VAE bound (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling and the reference split (default 0)")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="export a trained run as a TF Serving SavedModel")
     p.add_argument("run_dir", help="run directory written by `aigc-tf train`")

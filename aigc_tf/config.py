@@ -70,6 +70,11 @@ class TrainConfig:
     sample_every: int = 1
     num_samples: int = 64
     validate: bool = True
+    # Every K epochs (and at the last), compute the family's quality metric
+    # into the history and TensorBoard: FID for GANs, test ELBO for VAEs.
+    # 0 turns it off.
+    quality_every: int = 0
+    quality_samples: int = 1000
     verbose: int = 1
 
 
@@ -226,6 +231,7 @@ def _check_values(cfg: Config, source: str) -> None:
         "train.steps_per_execution": t.steps_per_execution,
         "train.sample_every": t.sample_every,
         "train.num_samples": t.num_samples,
+        "train.quality_samples": t.quality_samples,
         "data.batch_size": d.batch_size,
         "data.shuffle_buffer": d.shuffle_buffer,
     }
@@ -237,6 +243,8 @@ def _check_values(cfg: Config, source: str) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{source}: {key} must be at least 1, got {value}")
+    if t.quality_every < 0:
+        raise ConfigError(f"{source}: train.quality_every must be 0 (off) or a number of epochs, got {t.quality_every}")
     if t.learning_rate <= 0 or (t.d_learning_rate is not None and t.d_learning_rate <= 0):
         raise ConfigError(f"{source}: train.learning_rate and train.d_learning_rate must be positive")
     if d.channels is not None and d.channels not in (1, 3):

@@ -33,7 +33,9 @@ STATE_FILE = "state.json"
 LAST_CHECKPOINT = "last.keras"
 FINAL_MODEL = "model.keras"
 # Keys that may change between the first run and a resume of the same run.
-RESUMABLE_KEYS = {"train.epochs", "train.verbose", "train.sample_every"}
+RESUMABLE_KEYS = {"train.epochs", "train.verbose", "train.sample_every", "train.quality_every", "train.quality_samples"}
+# Metrics logged only on some epochs; history.json keeps their epochs in "<key>_epochs".
+SPARSE_KEYS = ("fid", "test_elbo")
 # What `train` itself writes before the first checkpoint exists.
 OWN_ENTRIES = {"config.yaml", "logs", "samples", "history.json", "checkpoints"}
 
@@ -43,6 +45,20 @@ class TrainingDiverged(UserError):
 
 
 # ----------------------------------------------------------------- helpers
+def _truncate_history(history: dict, last_epoch: int) -> dict:
+    """Keep only what was logged up to ``last_epoch`` (dense and sparse keys)."""
+    out = {}
+    for key, values in history.items():
+        if key.endswith("_epochs"):
+            continue
+        epochs = history.get(f"{key}_epochs", history.get("epoch", []))
+        keep = [i for i, e in enumerate(epochs) if e <= last_epoch]
+        out[key] = [values[i] for i in keep if i < len(values)]
+        if f"{key}_epochs" in history:
+            out[f"{key}_epochs"] = [epochs[i] for i in keep]
+    return out
+
+
 def _write_json_atomic(path: Path, obj) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2))
@@ -283,6 +299,8 @@ def _callbacks(cfg: Config, run_dir: Path, history: dict):
             history.setdefault("seconds", []).append(round(time.time() - self.t0, 3))
             for key, value in (logs or {}).items():
                 history.setdefault(key, []).append(float(value))
+                if key in SPARSE_KEYS:
+                    history.setdefault(f"{key}_epochs", []).append(n)
             if n % cfg.train.sample_every == 0 or n == cfg.train.epochs:
                 images = sample_images(self.model, cfg.train.num_samples, cfg.seed)
                 viz.save_grid(images, run_dir / "samples" / f"epoch_{n:04d}.png")
@@ -294,7 +312,56 @@ def _callbacks(cfg: Config, run_dir: Path, history: dict):
             _write_json_atomic(ckpt / STATE_FILE, {"epochs_done": n, "finished": False})
 
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), update_freq="epoch")
-    return guard, [guard, RunRecorder(), tensorboard]
+    # Order matters: the quality callback adds to `logs`, which the guard,
+    # the recorder and TensorBoard then see.
+    quality = [quality_callback(cfg)] if cfg.train.quality_every else []
+    return guard, [*quality, guard, RunRecorder(), tensorboard]
+
+
+def quality_callback(cfg: Config):
+    """Keras callback: FID (GAN) or binarised test ELBO (VAE) every K epochs into ``logs``."""
+    import keras
+
+    from aigc_tf import registry
+
+    every, n = cfg.train.quality_every, cfg.train.quality_samples
+    is_gan = registry.family(cfg.model["name"]) == "gan"
+
+    class _Quality(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            from aigc_tf import evaluate
+            from aigc_tf.metrics.classifier import get_classifier
+
+            if is_gan:
+                self.classifier = get_classifier(evaluate.classifier_spec(cfg))
+                real, _, _, _ = evaluate.reference_halves(cfg)
+                self.real_features = self.classifier.features(real[:n])
+            else:
+                from aigc_tf.data.images import load_image_arrays
+                from aigc_tf.metrics.likelihood import binarize
+
+                d = cfg.data
+                x, y = load_image_arrays(d.name, split="test", path=d.path, value_range="unit",
+                                         image_size=d.image_size, channels=d.channels,
+                                         max_examples=d.max_examples, data_dir=d.data_dir)
+                self.x, self.y = binarize(x[:n], cfg.seed), y[:n]
+
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is None or ((epoch + 1) % every and epoch + 1 != cfg.train.epochs):
+                return
+            if is_gan:
+                from aigc_tf.evaluate import generate_unit
+                from aigc_tf.metrics.distances import frechet_distance
+
+                fake = self.classifier.features(generate_unit(self.model, len(self.real_features), cfg.seed))
+                logs["fid"] = frechet_distance(fake, self.real_features)
+            else:
+                from aigc_tf.metrics.likelihood import evaluate_likelihood
+
+                y = self.y if self.model.conditional else None
+                logs["test_elbo"] = evaluate_likelihood(self.model, self.x, y, k=1, seed=cfg.seed)["elbo"]
+
+    return _Quality()
 
 
 # ------------------------------------------------------------------- train
@@ -329,8 +396,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, callbacks: lis
     history = json.loads((run_dir / "history.json").read_text()) if initial_epoch else {}
     if initial_epoch:
         # Drop anything logged after the checkpoint (an epoch interrupted mid-save).
-        keep = history.get("epoch", []).index(initial_epoch) + 1 if initial_epoch in history.get("epoch", []) else 0
-        history = {k: v[:keep] for k, v in history.items()}
+        history = _truncate_history(history, initial_epoch)
     guard, own_callbacks = _callbacks(cfg, run_dir, history)
     verbose = cfg.train.verbose
     if verbose == 1 and not sys.stdout.isatty():

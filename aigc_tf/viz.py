@@ -53,10 +53,10 @@ def plot_history(history: dict, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     epochs = history.get("epoch", [])
-    keys = [k for k in history if k not in ("epoch", "seconds") and not k.startswith("val_")]
+    keys = [k for k in history if k not in ("epoch", "seconds") and not k.startswith("val_") and not k.endswith("_epochs")]
     fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        ax.plot(epochs, history[key], label=key)
+        ax.plot(history.get(f"{key}_epochs", epochs), history[key], marker="o" if f"{key}_epochs" in history else None, label=key)
         if f"val_{key}" in history:
             ax.plot(epochs[-len(history[f"val_{key}"]) :], history[f"val_{key}"], label=f"val_{key}")
         ax.set_xlabel("epoch")

@@ -24,6 +24,11 @@ import keras
 from keras import layers
 
 
+def _single(inputs: list):
+    """A lone input is passed bare, so calling the model with a tensor matches its structure."""
+    return inputs[0] if len(inputs) == 1 else inputs
+
+
 def _label_input():
     return keras.Input(shape=(), dtype="int32", name="labels")
 
@@ -83,7 +88,7 @@ def build_generator(architecture, image_shape, latent_dim, num_classes=0, base_f
         out = layers.Conv2D(c, 3, padding="same", activation="tanh", name="g_image")(x)
     else:
         raise ValueError(f"unknown GAN architecture {architecture!r}; use mlp or dcgan")
-    return keras.Model(inputs, out, name="generator")
+    return keras.Model(_single(inputs), out, name="generator")
 
 
 def build_discriminator(architecture, image_shape, num_classes=0, base_filters=64, norm="batch", dropout=0.3, embedding_dim=50):
@@ -123,7 +128,7 @@ def build_discriminator(architecture, image_shape, num_classes=0, base_filters=6
             logits = layers.Add(name="d_logits_cond")([logits, proj])
     else:
         raise ValueError(f"unknown GAN architecture {architecture!r}; use mlp or dcgan")
-    return keras.Model(inputs, logits, name="discriminator")
+    return keras.Model(_single(inputs), logits, name="discriminator")
 
 
 def build_encoder(architecture, image_shape, latent_dim, num_classes=0):
@@ -149,7 +154,7 @@ def build_encoder(architecture, image_shape, latent_dim, num_classes=0):
         x = layers.LeakyReLU(0.2, name=f"e_lrelu{i}")(x)
     mean = layers.Dense(latent_dim, name="z_mean")(x)
     log_var = layers.Dense(latent_dim, name="z_log_var")(x)
-    return keras.Model(inputs, [mean, log_var], name="encoder")
+    return keras.Model(_single(inputs), [mean, log_var], name="encoder")
 
 
 def build_decoder(architecture, image_shape, latent_dim, num_classes=0):
@@ -177,4 +182,4 @@ def build_decoder(architecture, image_shape, latent_dim, num_classes=0):
         logits = layers.Conv2D(c, 3, padding="same", name="d_image_logits")(x)
     else:
         raise ValueError(f"unknown VAE architecture {architecture!r}; use mlp or conv")
-    return keras.Model(inputs, logits, name="decoder")
+    return keras.Model(_single(inputs), logits, name="decoder")

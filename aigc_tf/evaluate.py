@@ -1,0 +1,151 @@
+"""``aigc-tf evaluate``: sample-quality numbers for a trained run.
+
+Reference images: the test split (tfds/npz/idx datasets), or all 1,797
+images for ``digits`` (its 360-image hold-out is too small for 64-d feature
+statistics). The reference is split in two halves R1, R2 with a fixed
+permutation; a generator's N samples are compared with R1 and the
+real-vs-real baseline is R2 vs R1, both at N = |R1|, so every ratio to the
+baseline compares like with like.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from aigc_tf.errors import UserError
+
+
+def classifier_spec(cfg, epochs: int = 0):
+    from aigc_tf.metrics.classifier import ClassifierSpec
+
+    d = cfg.data
+    return ClassifierSpec(
+        dataset=d.name,
+        path=d.path,
+        image_size=d.image_size,
+        channels=d.channels,
+        max_examples=d.max_examples,
+        data_dir=d.data_dir,
+        epochs=epochs,
+    )
+
+
+def reference_halves(cfg, seed: int = 0):
+    """``(R1, R2, labels1, split name)``: two disjoint halves of the reference images in [0, 1]."""
+    from aigc_tf.data.images import load_image_arrays
+
+    d = cfg.data
+    kw = dict(path=d.path, value_range="unit", image_size=d.image_size, channels=d.channels,
+              max_examples=d.max_examples, data_dir=d.data_dir, download=d.download)
+    if d.name == "digits":
+        x1, y1 = load_image_arrays("digits", split="train", **kw)
+        x2, y2 = load_image_arrays("digits", split="test", **kw)
+        images, labels, split = np.concatenate([x1, x2]), np.concatenate([y1, y2]), "train+test"
+    else:
+        images, labels = load_image_arrays(d.name, split="test", **kw)
+        split = "test"
+    order = np.random.default_rng(seed).permutation(len(images))
+    half = len(images) // 2
+    a, b = order[:half], order[half : 2 * half]
+    return images[a], images[b], labels[a], split
+
+
+def generate_unit(model, n: int, seed: int, batch_size: int = 500) -> np.ndarray:
+    """``n`` samples in [0, 1], drawn in batches from one seeded latent draw."""
+    import tensorflow as tf
+
+    from aigc_tf.viz import to_unit
+
+    z = model.sample_latent(n, seed=seed)
+    out = []
+    for start in range(0, n, batch_size):
+        zb = z[start : start + batch_size]
+        labels = None
+        if model.conditional:
+            labels = tf.range(start, start + int(zb.shape[0]), dtype=tf.int32) % model.num_classes
+        out.append(to_unit(model.generate(z=zb, labels=labels).numpy(), model.value_range))
+    return np.concatenate(out)
+
+
+def image_metrics(features_fake, probs_fake, features_real, features_real2, probs_real) -> dict:
+    """FID, KID, classifier score and precision/recall, with the real-vs-real baseline."""
+    from aigc_tf.metrics import distances as m
+
+    fid = m.frechet_distance(features_fake, features_real)
+    fid_rr = m.frechet_distance(features_real2, features_real)
+    kid, kid_se = m.kernel_distance(features_fake, features_real)
+    kid_rr, kid_rr_se = m.kernel_distance(features_real2, features_real)
+    score, score_sd = m.classifier_score(probs_fake)
+    score_real, _ = m.classifier_score(probs_real)
+    precision, recall = m.precision_recall(features_real, features_fake)
+    precision_rr, recall_rr = m.precision_recall(features_real, features_real2)
+    return {
+        "fid": fid,
+        "fid_real_vs_real": fid_rr,
+        "fid_ratio_to_real": fid / fid_rr if fid_rr > 0 else float("inf"),
+        "kid": kid,
+        "kid_stderr": kid_se,
+        "kid_real_vs_real": kid_rr,
+        "classifier_score": score,
+        "classifier_score_std": score_sd,
+        "classifier_score_real": score_real,
+        "precision": precision,
+        "recall": recall,
+        "precision_real_vs_real": precision_rr,
+        "recall_real_vs_real": recall_rr,
+    }
+
+
+def evaluate_run(run_dir, n_samples: int | None = None, iwae_k: int = 1000, seed: int = 0, verbose: int = 0) -> dict:
+    """Every metric for the run's final model (see the module docstring)."""
+    from aigc_tf import registry, training
+    from aigc_tf.metrics.classifier import get_classifier
+
+    run_dir = Path(run_dir)
+    cfg = training.load_run_config(run_dir)
+    model = training.load_model(training.final_model_path(run_dir))
+    clf = get_classifier(classifier_spec(cfg), verbose=verbose)
+    r1, r2, y1, split = reference_halves(cfg, seed)
+    n_real = len(r1)
+    n = n_samples or n_real
+    if n < 2:
+        raise UserError(f"-n {n} is too small; FID needs at least 2 samples")
+    f1, p1 = clf.features_and_probs(r1)
+    f2, _ = clf.features_and_probs(r2)
+    fake = generate_unit(model, n, seed)
+    ff, pf = clf.features_and_probs(fake)
+    result = {
+        "run_dir": str(run_dir),
+        "model": cfg.model["name"],
+        "dataset": cfg.data.name,
+        "reference_split": split,
+        "num_samples": n,
+        "num_real": n_real,
+        "seed": seed,
+        "classifier_accuracy": clf.accuracy,
+        "classifier_test_split": "test" if cfg.data.name != "digits" else "digits hold-out (360)",
+        "feature_dim": int(ff.shape[1]),
+    }
+    result.update(image_metrics(ff, pf, f1, f2, p1))
+    if registry.family(cfg.model["name"]) == "vae":
+        from aigc_tf.data.images import load_image_arrays
+        from aigc_tf.metrics.likelihood import binarize, evaluate_likelihood
+
+        d = cfg.data
+        x, y = load_image_arrays(d.name, split="test", path=d.path, value_range="unit", image_size=d.image_size,
+                                 channels=d.channels, max_examples=d.max_examples, data_dir=d.data_dir)
+        result["likelihood_split"] = "test"
+        result.update(evaluate_likelihood(model, binarize(x, seed), y if model.conditional else None, k=iwae_k, seed=seed))
+    return result
+
+
+def format_table(result: dict) -> str:
+    rows = [(k, v) for k, v in result.items() if not isinstance(v, (dict, list))]
+    width = max(len(k) for k, _ in rows)
+    lines = []
+    for key, value in rows:
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"{key:<{width}}  {shown}")
+    return "\n".join(lines)

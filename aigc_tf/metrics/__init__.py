@@ -1,0 +1,23 @@
+"""Sample-quality metrics.
+
+Importing this package is cheap: :mod:`aigc_tf.metrics.distances` needs only
+numpy and scipy, so the metrics work on features saved by any framework.
+"""
+
+from aigc_tf.metrics.distances import (
+    classifier_score,
+    feature_moments,
+    frechet_distance,
+    frechet_distance_from_moments,
+    kernel_distance,
+    precision_recall,
+)
+
+__all__ = [
+    "classifier_score",
+    "feature_moments",
+    "frechet_distance",
+    "frechet_distance_from_moments",
+    "kernel_distance",
+    "precision_recall",
+]

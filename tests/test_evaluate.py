@@ -1,0 +1,116 @@
+"""The feature classifier, `aigc-tf evaluate`, and the training quality callback."""
+
+import json
+
+import numpy as np
+import pytest
+
+from aigc_tf import evaluate, training
+from aigc_tf.cli import main
+from aigc_tf.metrics import distances
+from aigc_tf.metrics.classifier import ClassifierSpec, get_classifier
+from tests.helpers import tiny_config
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        folder = tmp_path_factory.mktemp("cache")
+        mp.setenv("AIGC_TF_CACHE", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def digits_classifier(cache):
+    return get_classifier(ClassifierSpec(dataset="digits"))
+
+
+@pytest.mark.slow
+def test_digits_classifier_reaches_95_percent_on_the_hold_out(digits_classifier):
+    assert digits_classifier.accuracy >= 0.95
+    info = json.loads(next(iter(p for p in digits_classifier_cache_files())).read_text())
+    assert info["num_test"] == 360 and info["test_accuracy"] == digits_classifier.accuracy
+
+
+def digits_classifier_cache_files():
+    import os
+    from pathlib import Path
+
+    return Path(os.environ["AIGC_TF_CACHE"]).glob("digits-*/info.json")
+
+
+@pytest.mark.slow
+def test_classifier_is_cached_and_fixed(digits_classifier, cache):
+    again = get_classifier(ClassifierSpec(dataset="digits"))
+    x = np.random.default_rng(0).random((8, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_array_equal(digits_classifier.features(x), again.features(x))
+    assert len(list(cache.glob("digits-*"))) == 1
+
+
+@pytest.mark.slow
+def test_real_vs_real_is_small_and_noise_and_collapse_are_far_worse(digits_classifier):
+    cfg = tiny_config("dcgan", data={"max_examples": None})
+    r1, r2, _, split = evaluate.reference_halves(cfg)
+    assert split == "train+test" and len(r1) == len(r2) == 898
+    f1, f2 = digits_classifier.features(r1), digits_classifier.features(r2)
+    rng = np.random.default_rng(0)
+    noise = digits_classifier.features(rng.random(r1.shape).astype(np.float32))
+    collapsed = digits_classifier.features(np.repeat(r2[:1], len(r2), axis=0))
+    real = distances.frechet_distance(f2, f1)
+    assert distances.frechet_distance(f1, f1) == 0.0
+    assert distances.frechet_distance(noise, f1) > 20 * real
+    assert distances.frechet_distance(collapsed, f1) > 10 * real
+    kid_real, _ = distances.kernel_distance(f2, f1)
+    kid_noise, _ = distances.kernel_distance(noise, f1)
+    assert kid_noise > 20 * abs(kid_real)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dcgan", "conv_vae"])
+def test_evaluate_cli_writes_every_metric_and_repeats_exactly(name, tmp_path, cache, capsys):
+    cfg = tiny_config(name, data={"max_examples": 200})
+    run = tmp_path / "run"
+    training.train(cfg, run)
+    out = tmp_path / "m.json"
+    argv = ["evaluate", str(run), "-n", "100", "--out", str(out), "--iwae-k", "20"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    first = json.loads(out.read_text())
+    for key in ("fid", "fid_real_vs_real", "fid_ratio_to_real", "kid", "kid_stderr", "classifier_score",
+                "precision", "recall", "classifier_accuracy", "num_samples", "dataset", "reference_split"):
+        assert key in first and key in printed, key
+    assert first["num_samples"] == 100 and first["dataset"] == "digits"
+    assert first["fid"] >= 0 and first["fid_ratio_to_real"] == pytest.approx(first["fid"] / first["fid_real_vs_real"])
+    if name == "conv_vae":
+        assert {"elbo", "reconstruction", "kl", "iwae_nll_k20", "likelihood"} <= set(first)
+        assert first["iwae_nll_k20"] <= -first["elbo"] + 1.0
+    assert main(argv) == 0
+    assert json.loads(out.read_text()) == first  # same run, same numbers
+
+
+@pytest.mark.slow
+def test_quality_callback_logs_fid_into_history_and_tensorboard(tmp_path, cache):
+    cfg = tiny_config("dcgan", data={"max_examples": 200}, train={"epochs": 3, "quality_every": 2, "quality_samples": 64})
+    run = tmp_path / "run"
+    training.train(cfg, run)
+    history = json.loads((run / "history.json").read_text())
+    assert history["fid_epochs"] == [2, 3] and len(history["fid"]) == 2
+    assert all(v > 0 for v in history["fid"])
+    assert len(history["d_loss"]) == 3
+    import tensorflow as tf
+
+    tags = set()
+    for event_file in (run / "logs").rglob("events.out.tfevents*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(v.tag for v in event.summary.value)
+    assert "epoch_fid" in tags
+
+
+@pytest.mark.slow
+def test_quality_callback_logs_test_elbo_for_vaes(tmp_path, cache):
+    cfg = tiny_config("conv_vae", data={"max_examples": 200}, train={"epochs": 2, "quality_every": 1, "quality_samples": 50})
+    run = tmp_path / "run"
+    training.train(cfg, run)
+    history = json.loads((run / "history.json").read_text())
+    assert history["test_elbo_epochs"] == [1, 2]
+    assert history["test_elbo"][1] > history["test_elbo"][0]  # it learns
