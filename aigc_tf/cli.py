@@ -82,7 +82,7 @@ def cmd_evaluate(args) -> int:
 
     from aigc_tf.evaluate import evaluate_run, format_table
 
-    result = evaluate_run(args.run_dir, n_samples=args.n, iwae_k=args.iwae_k, seed=args.seed, verbose=0)
+    result = evaluate_run(args.run_dir, n_samples=args.n, iwae_k=args.iwae_k, seed=args.seed, verbose=2)
     print(format_table(result))
     out = Path(args.out) if args.out else Path(args.run_dir) / "metrics.json"
     out.parent.mkdir(parents=True, exist_ok=True)

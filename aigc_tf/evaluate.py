@@ -32,19 +32,32 @@ def classifier_spec(cfg, epochs: int = 0):
     )
 
 
-def reference_halves(cfg, seed: int = 0):
-    """``(R1, R2, labels1, split name)``: two disjoint halves of the reference images in [0, 1]."""
+def data_arrays(cfg, split: str):
+    """``(images in [0, 1], labels)`` of a split of the run's dataset, as numpy."""
     from aigc_tf.data.images import load_image_arrays
 
     d = cfg.data
-    kw = dict(path=d.path, value_range="unit", image_size=d.image_size, channels=d.channels,
-              max_examples=d.max_examples, data_dir=d.data_dir, download=d.download)
-    if d.name == "digits":
-        x1, y1 = load_image_arrays("digits", split="train", **kw)
-        x2, y2 = load_image_arrays("digits", split="test", **kw)
+    return load_image_arrays(d.name, split=split, path=d.path, value_range="unit", image_size=d.image_size,
+                             channels=d.channels, max_examples=d.max_examples, data_dir=d.data_dir,
+                             download=d.download)
+
+
+def binarised_test_set(cfg, limit: int | None = None, seed: int = 0):
+    """The likelihood evaluation set: test images, statically binarised with ``seed``."""
+    from aigc_tf.metrics.likelihood import binarize
+
+    x, y = data_arrays(cfg, "test")
+    return binarize(x[:limit], seed), y[:limit]
+
+
+def reference_halves(cfg, seed: int = 0):
+    """``(R1, R2, labels1, split name)``: two disjoint halves of the reference images in [0, 1]."""
+    if cfg.data.name == "digits":
+        x1, y1 = data_arrays(cfg, "train")
+        x2, y2 = data_arrays(cfg, "test")
         images, labels, split = np.concatenate([x1, x2]), np.concatenate([y1, y2]), "train+test"
     else:
-        images, labels = load_image_arrays(d.name, split="test", **kw)
+        images, labels = data_arrays(cfg, "test")
         split = "test"
     order = np.random.default_rng(seed).permutation(len(images))
     half = len(images) // 2
@@ -129,15 +142,17 @@ def evaluate_run(run_dir, n_samples: int | None = None, iwae_k: int = 1000, seed
         "feature_dim": int(ff.shape[1]),
     }
     result.update(image_metrics(ff, pf, f1, f2, p1))
-    if registry.family(cfg.model["name"]) == "vae":
-        from aigc_tf.data.images import load_image_arrays
-        from aigc_tf.metrics.likelihood import binarize, evaluate_likelihood
+    # Context for the scale: uniform noise images at the same sample count.
+    noise = np.random.default_rng(seed).random((n_real, *r1.shape[1:])).astype(np.float32)
+    from aigc_tf.metrics.distances import frechet_distance
 
-        d = cfg.data
-        x, y = load_image_arrays(d.name, split="test", path=d.path, value_range="unit", image_size=d.image_size,
-                                 channels=d.channels, max_examples=d.max_examples, data_dir=d.data_dir)
+    result["fid_noise"] = frechet_distance(clf.features(noise), f1)
+    if registry.family(cfg.model["name"]) == "vae":
+        from aigc_tf.metrics.likelihood import evaluate_likelihood
+
+        x, y = binarised_test_set(cfg, seed=seed)
         result["likelihood_split"] = "test"
-        result.update(evaluate_likelihood(model, binarize(x, seed), y if model.conditional else None, k=iwae_k, seed=seed))
+        result.update(evaluate_likelihood(model, x, y if model.conditional else None, k=iwae_k, seed=seed))
     return result
 
 

@@ -337,14 +337,7 @@ def quality_callback(cfg: Config):
                 real, _, _, _ = evaluate.reference_halves(cfg)
                 self.real_features = self.classifier.features(real[:n])
             else:
-                from aigc_tf.data.images import load_image_arrays
-                from aigc_tf.metrics.likelihood import binarize
-
-                d = cfg.data
-                x, y = load_image_arrays(d.name, split="test", path=d.path, value_range="unit",
-                                         image_size=d.image_size, channels=d.channels,
-                                         max_examples=d.max_examples, data_dir=d.data_dir)
-                self.x, self.y = binarize(x[:n], cfg.seed), y[:n]
+                self.x, self.y = evaluate.binarised_test_set(cfg, limit=n, seed=cfg.seed)
 
         def on_epoch_end(self, epoch, logs=None):
             if logs is None or ((epoch + 1) % every and epoch + 1 != cfg.train.epochs):

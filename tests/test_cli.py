@@ -57,6 +57,7 @@ CASES = {
     "bad --set": (["train", "DCGAN", "--set", "train.epochs"], "expected KEY=VALUE"),
     "sample non-run": (["sample", "{tmp}"], "not a run directory"),
     "export non-run": (["export", "{tmp}", "--out", "{tmp}/exports"], "not a run directory"),
+    "evaluate non-run": (["evaluate", "{tmp}"], "not a run directory"),
 }
 
 

@@ -76,7 +76,8 @@ def test_evaluate_cli_writes_every_metric_and_repeats_exactly(name, tmp_path, ca
     assert main(argv) == 0
     printed = capsys.readouterr().out
     first = json.loads(out.read_text())
-    for key in ("fid", "fid_real_vs_real", "fid_ratio_to_real", "kid", "kid_stderr", "classifier_score",
+    assert first["fid_noise"] > first["fid_real_vs_real"]
+    for key in ("fid", "fid_real_vs_real", "fid_ratio_to_real", "fid_noise", "kid", "kid_stderr", "classifier_score",
                 "precision", "recall", "classifier_accuracy", "num_samples", "dataset", "reference_split"):
         assert key in first and key in printed, key
     assert first["num_samples"] == 100 and first["dataset"] == "digits"

@@ -145,7 +145,7 @@ def _train(spec: ClassifierSpec, verbose: int):
         .prefetch(tf.data.AUTOTUNE)
     )
     t0 = time.time()
-    classifier.fit(train, epochs=epochs, verbose=verbose)
+    classifier.fit(train, epochs=epochs, verbose=verbose, shuffle=False)
     _, acc = classifier.evaluate(x_test, y_test, batch_size=500, verbose=0)
     info = {
         "test_accuracy": float(acc),
@@ -160,7 +160,7 @@ def _train(spec: ClassifierSpec, verbose: int):
     return classifier, info
 
 
-def get_classifier(spec: ClassifierSpec, verbose: int = 0) -> FeatureClassifier:
+def get_classifier(spec: ClassifierSpec, verbose: int = 2) -> FeatureClassifier:
     """Load the cached classifier for ``spec``, training and caching it on first use."""
     import keras
 

@@ -98,6 +98,28 @@ def check_conditional(conditional: bool, num_classes: int) -> None:
         raise ValueError("a conditional model needs num_classes >= 1 (labelled data)")
 
 
+class LatentSamplingMixin:
+    """``sample_latent`` / ``default_labels`` / ``generate`` for latent-variable
+    models; the model supplies ``_images_from_latent(z, labels)``."""
+
+    def sample_latent(self, num_samples: int, seed=None):
+        """``(num_samples, latent_dim)`` standard normal; an int ``seed`` makes it reproducible."""
+        return normal((num_samples, self.latent_dim), self.seed_generator if seed is None else seed)
+
+    def default_labels(self, num_samples):
+        """Labels ``0, 1, ..., K-1, 0, 1, ...`` so a grid shows every class."""
+        return tf.range(num_samples, dtype=tf.int32) % max(self.num_classes, 1)
+
+    def generate(self, num_samples: int | None = None, z=None, labels=None, seed=None):
+        """Images (in the model's value range) from ``z``, or from prior noise drawn with ``seed``."""
+        if z is None:
+            z = self.sample_latent(num_samples or 16, seed)
+        z = tf.convert_to_tensor(z, tf.float32)
+        if self.conditional:
+            labels = self.default_labels(tf.shape(z)[0]) if labels is None else tf.convert_to_tensor(labels, tf.int32)
+        return self._images_from_latent(z, labels if self.conditional else None)
+
+
 class SeedStateMixin:
     """Save and restore the model's ``SeedGenerator`` state with its weights.
 

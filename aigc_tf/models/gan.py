@@ -11,7 +11,7 @@ from aigc_tf.models import common
 
 
 @keras.saving.register_keras_serializable(package="aigc_tf")
-class GAN(common.SeedStateMixin, keras.Model):
+class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
     """Unconditional or class-conditional GAN (MLP or DCGAN networks).
 
     Each ``train_step`` does ``d_steps`` discriminator updates and one
@@ -165,22 +165,8 @@ class GAN(common.SeedStateMixin, keras.Model):
             z, labels = inputs, None
         return self.generator(self._g_inputs(z, labels), training=training)
 
-    def sample_latent(self, num_samples: int, seed=None):
-        """``(num_samples, latent_dim)`` standard normal; ``seed`` int for reproducibility."""
-        return common.normal((num_samples, self.latent_dim), self.seed_generator if seed is None else seed)
-
-    def default_labels(self, num_samples: int):
-        """Labels ``0, 1, ..., K-1, 0, 1, ...`` so a grid shows every class."""
-        return tf.range(num_samples, dtype=tf.int32) % max(self.num_classes, 1)
-
-    def generate(self, num_samples: int | None = None, z=None, labels=None, seed=None):
-        """Generate images in [-1, 1] from given ``z`` or from noise drawn with ``seed``."""
-        if z is None:
-            z = self.sample_latent(num_samples or 16, seed)
-        z = tf.convert_to_tensor(z, tf.float32)
-        if self.conditional:
-            labels = self.default_labels(tf.shape(z)[0]) if labels is None else tf.convert_to_tensor(labels, tf.int32)
-        return self(z if not self.conditional else [z, labels], training=False)
+    def _images_from_latent(self, z, labels):
+        return self(z if not self.conditional else [z, labels], training=False)  # in [-1, 1]
 
     # --------------------------------------------------------------- training
     def _d_loss(self, images, labels, fake, training):

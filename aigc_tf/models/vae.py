@@ -11,7 +11,7 @@ from aigc_tf.models import common
 
 
 @keras.saving.register_keras_serializable(package="aigc_tf")
-class VAE(common.SeedStateMixin, keras.Model):
+class VAE(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
     """MLP or convolutional VAE, optionally class-conditional (CVAE).
 
     Trains on the negative ELBO per example,
@@ -27,6 +27,10 @@ class VAE(common.SeedStateMixin, keras.Model):
         conditional: condition encoder and decoder on class labels.
         num_classes: number of classes (needed when ``conditional``).
         beta: weight of the KL term (beta-VAE; 1 gives the ELBO).
+        binarize: train and validate on dynamically binarised images (each
+            pixel redrawn as Bernoulli(intensity) at every step), the
+            convention under which Bernoulli likelihoods are proper and
+            comparable to binarised-MNIST results.
         seed: initial seed of the model's ``SeedGenerator``.
 
     Example:
@@ -47,6 +51,7 @@ class VAE(common.SeedStateMixin, keras.Model):
         conditional: bool = False,
         num_classes: int = 0,
         beta: float = 1.0,
+        binarize: bool = False,
         seed: int | None = None,
         **kwargs,
     ):
@@ -59,6 +64,7 @@ class VAE(common.SeedStateMixin, keras.Model):
         self.conditional = conditional
         self.num_classes = num_classes
         self.beta = beta
+        self.binarize = binarize
         self.seed = seed
         classes = num_classes if conditional else 0
         self.encoder = networks.build_encoder(architecture, self.image_shape, latent_dim, classes)
@@ -78,6 +84,7 @@ class VAE(common.SeedStateMixin, keras.Model):
             conditional=self.conditional,
             num_classes=self.num_classes,
             beta=self.beta,
+            binarize=self.binarize,
             seed=self.seed,
         )
         return config
@@ -125,20 +132,8 @@ class VAE(common.SeedStateMixin, keras.Model):
             eps = common.normal(tf.shape(mean), self.seed_generator)
         return mean + tf.exp(0.5 * log_var) * eps
 
-    def sample_latent(self, num_samples: int, seed=None):
-        return common.normal((num_samples, self.latent_dim), self.seed_generator if seed is None else seed)
-
-    def default_labels(self, num_samples):
-        return tf.range(num_samples, dtype=tf.int32) % max(self.num_classes, 1)
-
-    def generate(self, num_samples: int | None = None, z=None, labels=None, seed=None):
-        """Decode prior samples ``z ~ N(0, I)`` (or the given ``z``) to images in [0, 1]."""
-        if z is None:
-            z = self.sample_latent(num_samples or 16, seed)
-        z = tf.convert_to_tensor(z, tf.float32)
-        if self.conditional:
-            labels = self.default_labels(tf.shape(z)[0]) if labels is None else tf.convert_to_tensor(labels, tf.int32)
-        return self.decode(z, labels)
+    def _images_from_latent(self, z, labels):
+        return self.decode(z, labels)  # Bernoulli means in [0, 1]
 
     def reconstruct(self, images, labels=None):
         """Decode the posterior mean: deterministic reconstructions in [0, 1]."""
@@ -160,8 +155,15 @@ class VAE(common.SeedStateMixin, keras.Model):
         logits = self.decode_logits(z, labels, training)
         return losses.bernoulli_nll(images, logits), losses.gaussian_kl(mean, log_var)
 
+    def _maybe_binarize(self, images):
+        if not self.binarize:
+            return images
+        u = common.uniform(tf.shape(images), self.seed_generator)
+        return tf.cast(u < images, images.dtype)
+
     def train_step(self, data):
         images, labels, noise = common.unpack_batch(data)
+        images = self._maybe_binarize(images)
         with tf.GradientTape() as tape:
             recon, kl = self.elbo_terms(images, labels, noise, training=True)
             loss = tf.reduce_mean(recon + self.beta * kl)
@@ -172,6 +174,7 @@ class VAE(common.SeedStateMixin, keras.Model):
 
     def test_step(self, data):
         images, labels, noise = common.unpack_batch(data)
+        images = self._maybe_binarize(images)
         recon, kl = self.elbo_terms(images, labels, noise, training=False)
         return self._update_metrics(tf.reduce_mean(recon + self.beta * kl), recon, kl)
 
