@@ -9,7 +9,7 @@ from aigc_tf import evaluate, training
 from aigc_tf.cli import main
 from aigc_tf.metrics import distances
 from aigc_tf.metrics.classifier import ClassifierSpec, get_classifier
-from tests.helpers import tiny_config
+from tests.helpers import run_python, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +37,28 @@ def digits_classifier_cache_files():
     from pathlib import Path
 
     return Path(os.environ["AIGC_TF_CACHE"]).glob("digits-*/info.json")
+
+
+@pytest.mark.slow
+def test_classifier_training_is_identical_across_processes(tmp_path):
+    code = (
+        "import hashlib; from aigc_tf.metrics.classifier import ClassifierSpec, get_classifier; "
+        "c = get_classifier(ClassifierSpec(dataset='digits', max_examples=300, epochs=2), verbose=0); "
+        "print(hashlib.sha256(b''.join(w.tobytes() for w in c.model.get_weights())).hexdigest())"
+    )
+    import os
+
+    digests = []
+    for i in range(2):
+        env_cache = tmp_path / f"c{i}"
+        os.environ["AIGC_TF_CACHE"], old = str(env_cache), os.environ["AIGC_TF_CACHE"]
+        try:
+            result = run_python(code)
+        finally:
+            os.environ["AIGC_TF_CACHE"] = old
+        assert result.returncode == 0, result.stderr[-2000:]
+        digests.append(result.stdout.split()[-1])
+    assert digests[0] == digests[1]
 
 
 @pytest.mark.slow

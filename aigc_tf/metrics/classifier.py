@@ -141,7 +141,10 @@ def _train(spec: ClassifierSpec, verbose: int):
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
         .shuffle(len(x_train), seed=spec.seed)
         .batch(128)
-        .map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        # Sequential on purpose: the augmentation draws from a stateful seed
+        # generator, and parallel calls would consume it in a racy order,
+        # giving a different classifier (and different FIDs) on every machine.
+        .map(lambda x, y: (augment(x, training=True), y))
         .prefetch(tf.data.AUTOTUNE)
     )
     t0 = time.time()
