@@ -253,7 +253,7 @@ def sample_images(model, num_samples: int, seed: int):
 
 
 # --------------------------------------------------------------- callbacks
-def _callbacks(cfg: Config, run_dir: Path, history: dict):
+def _callbacks(cfg: Config, run_dir: Path, history: dict, quality=None):
     import keras
 
     from aigc_tf import viz
@@ -314,8 +314,7 @@ def _callbacks(cfg: Config, run_dir: Path, history: dict):
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), update_freq="epoch")
     # Order matters: the quality callback adds to `logs`, which the guard,
     # the recorder and TensorBoard then see.
-    quality = [quality_callback(cfg)] if cfg.train.quality_every else []
-    return guard, [*quality, guard, RunRecorder(), tensorboard]
+    return guard, [*([quality] if quality else []), guard, RunRecorder(), tensorboard]
 
 
 def quality_callback(cfg: Config):
@@ -328,7 +327,8 @@ def quality_callback(cfg: Config):
     is_gan = registry.family(cfg.model["name"]) == "gan"
 
     class _Quality(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
+        def prepare(self):
+            """Load (or train) the feature classifier and the reference data."""
             from aigc_tf import evaluate
             from aigc_tf.metrics.classifier import get_classifier
 
@@ -375,6 +375,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, callbacks: lis
         raise ConfigError(
             f"data.batch_size={cfg.data.batch_size} must be divisible by the {replicas} replicas of train.strategy=mirrored"
         )
+    quality = None
+    if cfg.train.quality_every:
+        # Before seeding: training the feature classifier on a cold cache must
+        # not change the random state this run starts from.
+        quality = quality_callback(cfg)
+        quality.prepare()
     keras.utils.set_random_seed(cfg.seed + initial_epoch)
     if cfg.train.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -390,7 +396,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, callbacks: lis
     if initial_epoch:
         # Drop anything logged after the checkpoint (an epoch interrupted mid-save).
         history = _truncate_history(history, initial_epoch)
-    guard, own_callbacks = _callbacks(cfg, run_dir, history)
+    guard, own_callbacks = _callbacks(cfg, run_dir, history, quality)
     verbose = cfg.train.verbose
     if verbose == 1 and not sys.stdout.isatty():
         verbose = 2  # one line per epoch in logs and CI instead of a redrawn bar

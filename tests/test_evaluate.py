@@ -130,6 +130,17 @@ def test_quality_callback_logs_fid_into_history_and_tensorboard(tmp_path, cache)
 
 
 @pytest.mark.slow
+def test_training_does_not_depend_on_a_cold_or_warm_classifier_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIGC_TF_CACHE", str(tmp_path / "fresh_cache"))
+    cfg = tiny_config("dcgan", data={"max_examples": 160}, train={"epochs": 2, "quality_every": 1, "quality_samples": 64})
+    training.train(cfg, tmp_path / "cold")  # trains the classifier first
+    training.train(cfg, tmp_path / "warm")  # finds it cached
+    cold = json.loads((tmp_path / "cold" / "history.json").read_text())
+    warm = json.loads((tmp_path / "warm" / "history.json").read_text())
+    assert cold["d_loss"] == warm["d_loss"] and cold["fid"] == warm["fid"]
+
+
+@pytest.mark.slow
 def test_quality_callback_logs_test_elbo_for_vaes(tmp_path, cache):
     cfg = tiny_config("conv_vae", data={"max_examples": 200}, train={"epochs": 2, "quality_every": 1, "quality_samples": 50})
     run = tmp_path / "run"
