@@ -1,0 +1,417 @@
+"""Decoding strategies for language models: greedy, temperature, top-k, top-p
+(nucleus) and beam search, written in TensorFlow so the whole loop runs inside
+``tf.function`` (and XLA).
+
+Every decoder drives a *step function*::
+
+    step_fn(tokens_t, state) -> (logits, new_state)
+
+``tokens_t`` is int32 ``(batch,)``, the token fed at this step; ``logits`` is
+``(batch, vocab)``, the scores of the *next* token; ``state`` is any nested
+structure of tensors (an LSTM's ``h``/``c``, a Transformer's key/value cache
+plus position). The first call receives ``first_tokens`` with
+``initial_state``, so a model that has read the prompt ``p`` passes
+``first_tokens = p[:, -1]`` and the state after ``p[:, :-1]``. A model without a
+cache can still be decoded: its state holds a fixed-length token buffer and a
+position, and its step function re-runs the model over the buffer.
+
+Contract for ``state``: the decoders run ``tf.while_loop``, so every state
+tensor keeps its dtype and its shape from step to step (only the first, batch,
+dimension may be statically unknown). Grow a cache by writing into a
+preallocated buffer, not by concatenating; XLA needs this anyway.
+
+Randomness is stateless: ``seed`` is an int or an int ``(2,)`` tensor, step
+``t`` of :func:`generate` samples with ``stateless_fold_in(seed, t)``, and the
+same seed gives the same tokens in eager mode and under ``tf.function``.
+XLA (``jit_compile=True``) generates *different* random bits from the same
+seed than the non-XLA kernels, so sampled tokens are reproducible within each
+mode but differ between them; greedy decoding and beam search are identical
+in all modes. Export and sample through the same mode to get the same text.
+
+Example::
+
+    table = tf.math.log([[0.1, 0.9], [0.8, 0.2]])      # bigram model
+    step_fn = lambda tokens, state: (tf.gather(table, tokens), state)
+    generate(step_fn, (), tf.constant([0, 1]), 5, top_p=0.9, seed=7)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+StepFn = Callable[[tf.Tensor, Any], tuple[tf.Tensor, Any]]
+Seed = int | tf.Tensor
+
+_NEG_INF = float("-inf")
+# Slack for float32 rounding of cumulative probabilities in top_p_filter.
+_TOP_P_TOLERANCE = 1e-6
+
+
+# --------------------------------------------------------------------------
+# Logit processors: pure functions (batch, vocab) -> (batch, vocab)
+# --------------------------------------------------------------------------
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _per_row(x: Any, dtype: tf.DType) -> tf.Tensor:
+    """A scalar stays a scalar; a ``(batch,)`` vector becomes ``(batch, 1)`` to broadcast over the vocabulary."""
+    x = tf.cast(x, dtype)
+    if x.shape.rank == 0:
+        return x
+    if x.shape.rank == 1:
+        return x[:, None]
+    raise ValueError(f"expected a scalar or a (batch,) vector, got shape {x.shape}")
+
+
+def _mask_below(logits: tf.Tensor, threshold: tf.Tensor) -> tf.Tensor:
+    """Set every logit strictly below its row's ``threshold`` (batch, 1) to -inf."""
+    return tf.where(logits >= threshold, logits, tf.constant(_NEG_INF, logits.dtype))
+
+
+def apply_temperature(logits: tf.Tensor, temperature: float | tf.Tensor) -> tf.Tensor:
+    """Divide logits by a temperature: ``softmax(logits / T)``.
+
+    ``T < 1`` sharpens the distribution, ``T > 1`` flattens it, ``T = 1`` leaves
+    it unchanged. ``temperature`` is a positive scalar or a ``(batch,)`` tensor
+    of per-example temperatures. Non-positive Python numbers raise
+    ``ValueError``; non-positive tensors fail a ``tf.debugging`` assertion
+    (raised eagerly, checked at run time in a graph).
+    """
+    logits = tf.convert_to_tensor(logits)
+    if _is_number(temperature):
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}; use greedy=True for argmax decoding")
+        if temperature == 1:
+            return logits
+        return logits / tf.constant(temperature, logits.dtype)
+    temperature = tf.convert_to_tensor(temperature)
+    with tf.control_dependencies([tf.debugging.assert_positive(temperature, message="temperature must be > 0")]):
+        return logits / _per_row(temperature, logits.dtype)
+
+
+def top_k_filter(logits: tf.Tensor, k: int | tf.Tensor) -> tf.Tensor:
+    """Keep the ``k`` largest logits of each row and set the others to -inf.
+
+    ``k`` is an int or a ``(batch,)`` int tensor (one ``k`` per example);
+    ``k <= 0`` or ``k >= vocab`` leaves a row unfiltered.
+
+    Ties: a row keeps every logit ``>=`` its k-th largest value, so tokens tied
+    with the k-th largest are all kept and a row may keep more than ``k``
+    tokens (as in Hugging Face's ``TopKLogitsWarper``). The result never depends
+    on token order.
+    """
+    logits = tf.convert_to_tensor(logits)
+    vocab = logits.shape[-1]
+    if _is_number(k) and vocab is not None:
+        k = int(k)
+        if k <= 0 or k >= vocab:
+            return logits
+        # Static k: a partial top-k is cheaper than sorting the whole vocabulary.
+        kth = tf.math.top_k(logits, k=k, sorted=True).values[:, -1:]
+        return _mask_below(logits, kth)
+    # Per-example (or dynamic) k: sort once and read each row's k-th value.
+    batch, dyn_vocab = tf.shape(logits)[0], tf.shape(logits)[1]
+    k = tf.broadcast_to(tf.cast(k, tf.int32), [batch])
+    k = tf.where((k <= 0) | (k >= dyn_vocab), dyn_vocab, k)
+    sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
+    kth = tf.gather(sorted_logits, k - 1, batch_dims=1)[:, None]
+    return _mask_below(logits, kth)
+
+
+def top_p_filter(logits: tf.Tensor, p: float | tf.Tensor) -> tf.Tensor:
+    """Nucleus filtering (Holtzman et al. 2020): keep the smallest set of most
+    probable tokens whose total probability is ``>= p``; set the others to -inf.
+
+    With the probabilities of a row sorted in decreasing order,
+    ``q_1 >= q_2 >= ...``, token ``i`` is kept iff ``q_1 + ... + q_{i-1} < p``,
+    so the most probable token is always kept (``p <= 0`` is greedy) and
+    ``p >= 1`` keeps every token. ``p`` is a float or a ``(batch,)`` tensor.
+    Probabilities are ``softmax(logits)``, so apply temperature and top-k first.
+
+    A cumulative probability within ``1e-6`` of ``p`` counts as reaching it,
+    so a sum that equals ``p`` in real arithmetic (``0.5 + 0.3`` for
+    ``p = 0.8``) stops the nucleus whichever way float32 rounds it.
+
+    Ties: every token whose logit equals the smallest kept logit is kept too,
+    so the kept set can exceed the nucleus when probabilities tie at the cut.
+    """
+    logits = tf.convert_to_tensor(logits)
+    if _is_number(p) and p >= 1:
+        return logits
+    p = _per_row(p, tf.float32)
+    sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
+    probs = tf.nn.softmax(tf.cast(sorted_logits, tf.float32), axis=-1)
+    mass_before = tf.math.cumsum(probs, axis=-1, exclusive=True)  # (batch, vocab)
+    keep = (mass_before < p - _TOP_P_TOLERANCE) | (p >= 1)
+    # Kept positions form a prefix of the sorted row (the cumulative sum never
+    # decreases), so the row's threshold is the logit at position n_keep - 1.
+    n_keep = tf.maximum(tf.reduce_sum(tf.cast(keep, tf.int32), axis=-1), 1)
+    threshold = tf.gather(sorted_logits, n_keep - 1, batch_dims=1)[:, None]
+    return _mask_below(logits, threshold)
+
+
+# --------------------------------------------------------------------------
+# One sampling step
+# --------------------------------------------------------------------------
+
+
+def _as_seed(seed: Seed) -> tf.Tensor:
+    """The int32 ``(2,)`` seed the stateless ops take (XLA accepts only int32).
+
+    A scalar seed becomes ``[low 32 bits, high 32 bits]`` (so ``7 -> [7, 0]``);
+    a ``(2,)`` tensor is cast to int32.
+    """
+    seed = tf.convert_to_tensor(seed)
+    if not seed.dtype.is_integer:
+        raise TypeError(f"seed must be an int or an int (2,) tensor, got dtype {seed.dtype.name}")
+    if seed.shape.rank == 0:
+        seed = tf.cast(seed, tf.int64)
+        return tf.stack([tf.cast(seed, tf.int32), tf.cast(tf.bitwise.right_shift(seed, 32), tf.int32)])
+    if seed.shape.as_list() != [2]:
+        raise ValueError(f"seed must be an int or an int (2,) tensor, got shape {seed.shape}")
+    return tf.cast(seed, tf.int32)
+
+
+def sample_next(
+    logits: tf.Tensor,
+    *,
+    temperature: float | tf.Tensor = 1.0,
+    top_k: int | tf.Tensor = 0,
+    top_p: float | tf.Tensor = 1.0,
+    seed: Seed,
+    greedy: bool = False,
+) -> tf.Tensor:
+    """Pick one token per row of ``logits`` (batch, vocab); returns int32 (batch,).
+
+    ``greedy=True`` returns ``argmax(logits)`` (the lowest token id among ties);
+    temperature, top-k and top-p cannot change the argmax, so they are ignored.
+    Otherwise the logits go through :func:`apply_temperature`, then
+    :func:`top_k_filter`, then :func:`top_p_filter`, and one token is drawn from
+    ``softmax`` of the result with ``tf.random.stateless_categorical(seed)``.
+    The defaults (``1.0, 0, 1.0``) are plain ancestral sampling.
+    """
+    logits = tf.cast(tf.convert_to_tensor(logits), tf.float32)
+    if greedy:
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+    logits = apply_temperature(logits, temperature)
+    logits = top_k_filter(logits, top_k)
+    logits = top_p_filter(logits, top_p)
+    return tf.random.stateless_categorical(logits, 1, _as_seed(seed), dtype=tf.int32)[:, 0]
+
+
+# --------------------------------------------------------------------------
+# Decoding loops
+# --------------------------------------------------------------------------
+
+
+def _loop_invariant(x: tf.Tensor) -> tf.TensorShape:
+    """Loop-variable shape with the first (batch) dimension relaxed.
+
+    A step function may lose the static batch size (``tf.reshape(x, [-1, d])``);
+    relaxing it keeps ``tf.while_loop`` from rejecting such a state. Other
+    dimensions stay fixed: a state that grows must use a preallocated buffer.
+    """
+    if x.shape.rank is None or x.shape.rank == 0:
+        return x.shape
+    return tf.TensorShape([None]).concatenate(x.shape[1:])
+
+
+def _write_column(buffer: tf.Tensor, t: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+    """``buffer[..., t] = values`` as a select, which XLA compiles with static shapes."""
+    at_t = tf.equal(tf.range(tf.shape(buffer)[-1]), t)
+    return tf.where(at_t, values[..., None], buffer)
+
+
+def _to_tensors(structure: Any) -> Any:
+    return tf.nest.map_structure(tf.convert_to_tensor, structure)
+
+
+def generate(
+    step_fn: StepFn,
+    initial_state: Any,
+    first_tokens: tf.Tensor,
+    max_new_tokens: int | tf.Tensor,
+    *,
+    temperature: float | tf.Tensor = 1.0,
+    top_k: int | tf.Tensor = 0,
+    top_p: float | tf.Tensor = 1.0,
+    greedy: bool = False,
+    seed: Seed = 0,
+    eos_id: int | None = None,
+) -> tf.Tensor:
+    """Decode ``max_new_tokens`` tokens per row; returns int32 (batch, max_new_tokens).
+
+    Step ``t`` calls ``step_fn`` on the previous token (``first_tokens`` at
+    ``t = 0``) and picks the next one with :func:`sample_next` using the seed
+    ``tf.random.experimental.stateless_fold_in(seed, t)``, so every step draws
+    fresh randomness and the whole sequence is a function of ``seed``.
+    ``temperature``, ``top_k`` and ``top_p`` may be per-example ``(batch,)``
+    tensors; ``max_new_tokens`` may be a scalar tensor (a static int is needed
+    under XLA).
+
+    End of sequence: once a row produces ``eos_id`` it emits ``eos_id`` for
+    every remaining position (the output is padded with ``eos_id``, so cut
+    each row at its first ``eos_id``). The loop stops early, without further
+    ``step_fn`` calls, when every row has finished.
+
+    The loop is a ``tf.while_loop``: wrap the call (or the model method that
+    makes it) in ``tf.function``, with ``jit_compile=True`` for XLA.
+    """
+    first_tokens = tf.cast(tf.convert_to_tensor(first_tokens), tf.int32)
+    state = _to_tensors(initial_state)
+    seed = _as_seed(seed)
+    batch = tf.shape(first_tokens)[0]
+    pad = 0 if eos_id is None else eos_id
+    out = tf.fill(tf.stack([batch, tf.cast(max_new_tokens, tf.int32)]), tf.constant(pad, tf.int32))
+    finished = tf.zeros_like(first_tokens, dtype=tf.bool)
+
+    def cond(t, tokens, state, finished, out):
+        del tokens, state, out
+        not_done = t < tf.cast(max_new_tokens, tf.int32)
+        if eos_id is None:
+            return not_done
+        return not_done & ~tf.reduce_all(finished)
+
+    def body(t, tokens, state, finished, out):
+        logits, state = step_fn(tokens, state)
+        step_seed = tf.random.experimental.stateless_fold_in(seed, t)
+        nxt = sample_next(
+            logits, temperature=temperature, top_k=top_k, top_p=top_p, seed=step_seed, greedy=greedy
+        )
+        if eos_id is not None:
+            nxt = tf.where(finished, eos_id, nxt)
+            finished = finished | tf.equal(nxt, eos_id)
+        return t + 1, nxt, state, finished, _write_column(out, t, nxt)
+
+    loop_vars = (tf.constant(0), first_tokens, state, finished, out)
+    _, _, _, _, out = tf.while_loop(
+        cond, body, loop_vars, shape_invariants=tf.nest.map_structure(_loop_invariant, loop_vars)
+    )
+    static_len = max_new_tokens if _is_number(max_new_tokens) else None
+    return tf.ensure_shape(out, [first_tokens.shape[0], static_len])
+
+
+def _length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
+    """GNMT length penalty ``lp(len) = ((5 + len) / 6) ** alpha`` (Wu et al. 2016)."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
+
+def beam_search(
+    step_fn: StepFn,
+    initial_state: Any,
+    first_tokens: tf.Tensor,
+    max_new_tokens: int | tf.Tensor,
+    *,
+    beam_width: int = 4,
+    length_penalty: float = 0.0,
+    eos_id: int | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Beam search; returns the best beam's tokens int32 (batch, max_new_tokens)
+    and its score float32 (batch,).
+
+    Each row keeps ``beam_width`` hypotheses. At every step each hypothesis is
+    extended by every token, the candidate score is
+    ``s(y) = log P(y) / lp(|y|)`` with ``lp(n) = ((5 + n) / 6) ** length_penalty``
+    (GNMT; ``length_penalty = 0`` gives the plain total log-probability), and
+    the ``beam_width`` best candidates survive. The returned score is ``s`` of
+    the best beam: its total log-probability, divided by ``lp`` when
+    ``length_penalty > 0``.
+
+    End of sequence: a hypothesis that has produced ``eos_id`` is finished; it
+    can only be extended by ``eos_id`` at zero cost, so it keeps its score and
+    its length ``|y|`` (which counts the first ``eos_id``) and competes with the
+    live hypotheses for a slot. Its output is padded with ``eos_id``. The loop
+    stops early when every beam of every row has finished.
+
+    State layout: beams are tiled internally to a flat batch of
+    ``batch * beam_width`` (example-major: row ``b``, beam ``j`` is
+    ``b * beam_width + j``), and after each step the state is re-gathered
+    from the chosen parent beams with
+    ``tf.nest.map_structure(lambda s: tf.gather(s, parents), state)``. So every
+    state tensor must have the batch as its first dimension (the step function
+    sees ``batch * beam_width``); rank-0 tensors (e.g. a position shared by all
+    rows) are passed through untouched.
+
+    With ``beam_width = 1`` this is greedy decoding; ties between candidates go
+    to the lowest beam index, then the lowest token id.
+    """
+    if not isinstance(beam_width, (int, np.integer)) or beam_width < 1:
+        raise ValueError(f"beam_width must be an int >= 1, got {beam_width!r}")
+    if length_penalty < 0:
+        raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
+    width = int(beam_width)
+    first_tokens = tf.cast(tf.convert_to_tensor(first_tokens), tf.int32)
+    batch = tf.shape(first_tokens)[0]
+    max_len = tf.cast(max_new_tokens, tf.int32)
+
+    def tile(s: tf.Tensor) -> tf.Tensor:
+        return s if s.shape.rank == 0 else tf.repeat(s, width, axis=0)
+
+    state = tf.nest.map_structure(tile, _to_tensors(initial_state))
+    tokens = tile(first_tokens)  # (batch * width,)
+    # Only beam 0 is alive at the start: otherwise the identical copies would
+    # fill the beam with the same hypothesis.
+    scores = tf.concat(
+        [tf.zeros([batch, 1]), tf.fill(tf.stack([batch, width - 1]), _NEG_INF)], axis=1
+    )  # (batch, width), total log-probabilities
+    lengths = tf.zeros([batch, width], tf.int32)
+    finished = tf.zeros([batch, width], tf.bool)
+    pad = 0 if eos_id is None else eos_id
+    history = tf.fill(tf.stack([batch, width, max_len]), tf.constant(pad, tf.int32))
+
+    def rank(log_probs: tf.Tensor, lens: tf.Tensor) -> tf.Tensor:
+        return log_probs / _length_penalty(lens, length_penalty) if length_penalty > 0 else log_probs
+
+    def cond(t, tokens, state, scores, lengths, finished, history):
+        not_done = t < max_len
+        if eos_id is None:
+            return not_done
+        return not_done & ~tf.reduce_all(finished)
+
+    def body(t, tokens, state, scores, lengths, finished, history):
+        logits, state = step_fn(tokens, state)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+        vocab = tf.shape(log_probs)[-1]
+        log_probs = tf.reshape(log_probs, tf.stack([batch, width, vocab]))
+        if eos_id is not None:
+            # A finished beam may only append eos, for free.
+            eos_only = tf.where(tf.equal(tf.range(vocab), eos_id), 0.0, _NEG_INF)
+            log_probs = tf.where(finished[:, :, None], eos_only, log_probs)
+            cand_lengths = tf.where(finished, lengths, lengths + 1)
+        else:
+            cand_lengths = lengths + 1
+        cand_scores = scores[:, :, None] + log_probs  # (batch, width, vocab)
+        cand_rank = rank(cand_scores, cand_lengths[:, :, None])
+        flat_rank = tf.reshape(cand_rank, tf.stack([batch, width * vocab]))
+        _, best = tf.math.top_k(flat_rank, k=width)  # (batch, width), sorted best first
+        parents, new_tokens = best // vocab, best % vocab
+
+        scores = tf.gather(tf.reshape(cand_scores, tf.stack([batch, width * vocab])), best, batch_dims=1)
+        lengths = tf.gather(cand_lengths, parents, batch_dims=1)
+        finished = tf.gather(finished, parents, batch_dims=1)
+        if eos_id is not None:
+            finished = finished | tf.equal(new_tokens, eos_id)
+        history = _write_column(tf.gather(history, parents, batch_dims=1), t, new_tokens)
+        flat_parents = tf.reshape(parents + width * tf.range(batch)[:, None], [-1])
+        state = tf.nest.map_structure(lambda s: s if s.shape.rank == 0 else tf.gather(s, flat_parents), state)
+        return t + 1, tf.reshape(new_tokens, [-1]), state, scores, lengths, finished, history
+
+    loop_vars = (tf.constant(0), tokens, state, scores, lengths, finished, history)
+    _, _, _, scores, lengths, _, history = tf.while_loop(
+        cond, body, loop_vars, shape_invariants=tf.nest.map_structure(_loop_invariant, loop_vars)
+    )
+    # After any step the beams are already sorted best first by this rank;
+    # argmax says so explicitly and also covers max_new_tokens = 0.
+    final = rank(scores, lengths)
+    best = tf.argmax(final, axis=-1, output_type=tf.int32)
+    best_tokens = tf.gather(history, best, batch_dims=1)
+    static_len = max_new_tokens if _is_number(max_new_tokens) else None
+    best_tokens = tf.ensure_shape(best_tokens, [first_tokens.shape[0], static_len])
+    return best_tokens, tf.gather(final, best, batch_dims=1)

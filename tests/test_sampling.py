@@ -1,0 +1,443 @@
+"""Samplers and beam search driven by fake step functions whose next-token
+distribution is fixed, so every expected token and score is known exactly."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aigc_tf import sampling
+
+# A known distribution in shuffled order: token 1 (0.5) > 3 (0.3) > 2 (0.15) > 0 (0.05).
+PROBS = np.array([0.05, 0.5, 0.15, 0.3])
+LOGITS = np.log(PROBS).astype(np.float32)[None]  # (1, 4)
+
+
+def _log(probs):
+    """float32 logits from probabilities; zero probabilities become -inf."""
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(probs, np.float64)).astype(np.float32)
+
+
+def bigram_step(log_table):
+    """step_fn whose next-token logits are row ``last token`` of ``log_table``.
+
+    The state counts the calls, so generate must thread it through the loop.
+    """
+    table = tf.constant(log_table, tf.float32)
+
+    def step_fn(tokens, calls):
+        return tf.gather(table, tokens), calls + 1
+
+    return step_fn
+
+
+def trigram_step(log_table):
+    """step_fn with logits ``log_table[previous token, token]``: the state is the
+    previous token of each row, so beam search must re-gather it per parent."""
+    table = tf.constant(log_table, tf.float32)
+
+    def step_fn(tokens, prev):
+        return tf.gather_nd(table, tf.stack([prev, tokens], axis=-1)), tokens
+
+    return step_fn
+
+
+def _kept(logits):
+    return np.isfinite(np.asarray(logits)).astype(int)
+
+
+# --------------------------------------------------------------------------
+# Logit processors
+# --------------------------------------------------------------------------
+
+
+def test_temperature_divides_logits_exactly():
+    logits = np.array([[1.0, -2.0, 4.0], [0.5, 0.0, -1.0]], np.float32)
+    np.testing.assert_allclose(sampling.apply_temperature(logits, 0.5), logits / 0.5, rtol=1e-7)
+    np.testing.assert_array_equal(sampling.apply_temperature(logits, 1.0), logits)
+    per_example = sampling.apply_temperature(logits, tf.constant([2.0, 0.25]))
+    np.testing.assert_allclose(per_example, logits / np.array([[2.0], [0.25]]), rtol=1e-7)
+
+
+def test_temperature_must_be_positive():
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        sampling.apply_temperature(LOGITS, 0.0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="temperature must be > 0"):
+        sampling.apply_temperature(np.repeat(LOGITS, 2, 0), tf.constant([1.0, -1.0]))
+
+
+def test_top_k_keeps_exactly_the_k_largest():
+    logits = np.array([[1.0, 5.0, 3.0, 4.0, 2.0]], np.float32)
+    out = sampling.top_k_filter(logits, 2).numpy()
+    np.testing.assert_array_equal(_kept(out), [[0, 1, 0, 1, 0]])
+    np.testing.assert_array_equal(out[0, [1, 3]], [5.0, 4.0])  # kept logits are untouched
+    assert np.all(out[0, [0, 2, 4]] == -np.inf)
+    for no_filter in (0, -3, 5, 9):
+        np.testing.assert_array_equal(sampling.top_k_filter(logits, no_filter), logits)
+
+
+def test_top_k_per_example_and_ties():
+    logits = np.array([[1.0, 5.0, 3.0, 4.0, 2.0], [3.0, 1.0, 3.0, 3.0, 0.0], [0.0, 1.0, 2.0, 3.0, 4.0]], np.float32)
+    out = sampling.top_k_filter(logits, tf.constant([1, 2, 0]))
+    # Row 1: the three logits tied with the 2nd largest are all kept (documented).
+    np.testing.assert_array_equal(_kept(out), [[0, 1, 0, 0, 0], [1, 0, 1, 1, 0], [1, 1, 1, 1, 1]])
+    # A scalar tensor k takes the sorting path and agrees with the static path.
+    np.testing.assert_array_equal(sampling.top_k_filter(logits, tf.constant(3)), sampling.top_k_filter(logits, 3))
+
+
+@pytest.mark.parametrize(
+    "p, kept",
+    [
+        # sorted probs 0.5, 0.3, 0.15, 0.05 -> cumulative 0.5, 0.8, 0.95, 1.0
+        (0.0, [0, 1, 0, 0]),  # at least one token
+        (0.3, [0, 1, 0, 0]),
+        (0.5, [0, 1, 0, 0]),  # 0.5 >= 0.5 already
+        (0.7, [0, 1, 0, 1]),
+        (0.8, [0, 1, 0, 1]),  # 0.5 + 0.3 = 0.8 >= 0.8: two tokens
+        (0.81, [0, 1, 1, 1]),
+        (0.95, [0, 1, 1, 1]),
+        (0.96, [1, 1, 1, 1]),
+        (1.0, [1, 1, 1, 1]),
+    ],
+)
+def test_top_p_keeps_the_smallest_nucleus(p, kept):
+    out = sampling.top_p_filter(LOGITS, p).numpy()
+    np.testing.assert_array_equal(_kept(out), [kept])
+    np.testing.assert_array_equal(out[np.isfinite(out)], LOGITS[np.isfinite(out)])
+
+
+def test_top_p_exact_boundary_does_not_depend_on_rounding():
+    # 0.5 + 0.3 = 0.8 exactly, but float32 sums the softmax to 0.79999995 here
+    # (and to 0.8000001 for PROBS above): both must stop at two tokens.
+    logits = _log([[0.2, 0.5, 0.3]])
+    np.testing.assert_array_equal(_kept(sampling.top_p_filter(logits, 0.8)), [[0, 1, 1]])
+    np.testing.assert_array_equal(_kept(sampling.top_p_filter(logits, 0.801)), [[1, 1, 1]])
+
+
+def test_top_p_per_example_and_after_top_k():
+    rows = np.repeat(LOGITS, 3, axis=0)
+    out = sampling.top_p_filter(rows, tf.constant([0.7, 0.81, 1.0]))
+    np.testing.assert_array_equal(_kept(out), [[0, 1, 0, 1], [0, 1, 1, 1], [1, 1, 1, 1]])
+    # After top-2 the probabilities renormalise to 0.625 / 0.375.
+    top2 = sampling.top_k_filter(LOGITS, 2)
+    np.testing.assert_array_equal(_kept(sampling.top_p_filter(top2, 0.62)), [[0, 1, 0, 0]])
+    np.testing.assert_array_equal(_kept(sampling.top_p_filter(top2, 0.63)), [[0, 1, 0, 1]])
+
+
+# --------------------------------------------------------------------------
+# Sampling and the generate loop
+# --------------------------------------------------------------------------
+
+# Deterministic chain: next token = (3 * last + 1) mod 7, as near one-hot logits.
+CHAIN_NEXT = [(3 * t + 1) % 7 for t in range(7)]
+CHAIN_TABLE = np.full((7, 7), -5.0, np.float32)
+CHAIN_TABLE[np.arange(7), CHAIN_NEXT] = 5.0
+
+
+def _chain(start, n):
+    out, t = [], start
+    for _ in range(n):
+        t = CHAIN_NEXT[t]
+        out.append(t)
+    return out
+
+
+def test_greedy_follows_the_transition_table():
+    first = tf.constant([0, 1, 5])
+    tokens = sampling.generate(bigram_step(CHAIN_TABLE), tf.constant(0), first, 8, greedy=True)
+    assert tokens.dtype == tf.int32 and tokens.shape == (3, 8)
+    np.testing.assert_array_equal(tokens, [_chain(s, 8) for s in (0, 1, 5)])
+
+
+def test_top_k_1_equals_greedy_and_one_hot_gives_its_token():
+    table = np.random.default_rng(0).normal(size=(6, 6)).astype(np.float32)
+    first = tf.constant([0, 1, 2, 3, 4, 5])
+    greedy = sampling.generate(bigram_step(table), tf.constant(0), first, 10, greedy=True)
+    top1 = sampling.generate(bigram_step(table), tf.constant(0), first, 10, top_k=1, temperature=3.0, seed=11)
+    np.testing.assert_array_equal(top1, greedy)
+
+    one_hot = _log(np.eye(5)[[3, 0, 4, 4]])  # rows put all mass on 3, 0, 4, 4
+    for seed in range(5):
+        np.testing.assert_array_equal(sampling.sample_next(one_hot, seed=seed, temperature=2.0), [3, 0, 4, 4])
+
+
+def test_seeded_sampling_is_reproducible_and_seed_dependent():
+    table = np.zeros((8, 8), np.float32)  # uniform: every sequence equally likely
+    step, first = bigram_step(table), tf.zeros([4], tf.int32)
+    a = sampling.generate(step, tf.constant(0), first, 12, seed=1)
+    np.testing.assert_array_equal(a, sampling.generate(step, tf.constant(0), first, 12, seed=1))
+    np.testing.assert_array_equal(a, sampling.generate(step, tf.constant(0), first, 12, seed=tf.constant([1, 0])))
+    assert not np.array_equal(a, sampling.generate(step, tf.constant(0), first, 12, seed=2))
+    # Steps use different seeds: the 12 tokens of a row are not one repeated draw.
+    assert all(len(set(row)) > 1 for row in a.numpy())
+
+
+def _filtered_probs(probs, temperature=1.0, top_k=0, top_p=1.0):
+    """Reference: temperature, then top-k, then top-p, renormalised (float64)."""
+    q = np.asarray(probs, np.float64) ** (1.0 / temperature)
+    q /= q.sum()
+    order = np.argsort(-q, kind="stable")
+    keep = np.ones_like(q, bool)
+    if 0 < top_k < len(q):
+        keep[order[top_k:]] = False
+    q = np.where(keep, q, 0.0) / q[keep].sum()
+    if top_p < 1.0:
+        mass_before = np.cumsum(q[order]) - q[order]
+        keep_sorted = mass_before < top_p
+        keep_sorted[0] = True
+        keep = np.zeros_like(keep)
+        keep[order[keep_sorted]] = True
+        q = np.where(keep, q, 0.0) / q[keep].sum()
+    return q
+
+
+@pytest.mark.parametrize(
+    "controls",
+    [
+        {},
+        {"temperature": 0.5},
+        {"temperature": 2.0},
+        {"top_k": 2},
+        {"top_p": 0.7},
+        {"temperature": 2.0, "top_k": 3, "top_p": 0.8},
+    ],
+)
+def test_empirical_frequencies_match_the_filtered_distribution(controls):
+    probs = np.array([0.05, 0.4, 0.1, 0.3, 0.15])
+    n = 20000
+    logits = np.repeat(_log(probs)[None], n, axis=0)
+    draws = sampling.sample_next(logits, seed=1234, **controls).numpy()
+    freq = np.bincount(draws, minlength=len(probs)) / n
+    expected = _filtered_probs(probs, **controls)
+    assert np.all(freq[expected == 0] == 0), (freq, expected)
+    stderr = np.sqrt(expected * (1 - expected) / n)
+    assert np.all(np.abs(freq - expected) <= 4 * stderr + 1e-12), (freq, expected)
+
+
+def test_per_example_controls_in_generate():
+    # Row 0 is greedy through top_k=1; row 1 keeps the nucleus {1} through p=0.3.
+    table = np.repeat(_log(PROBS)[None], 4, axis=0)
+    tokens = sampling.generate(
+        bigram_step(table), tf.constant(0), tf.constant([0, 0, 0]), 6, top_k=tf.constant([1, 0, 0]),
+        top_p=tf.constant([1.0, 0.3, 1.0]), temperature=tf.constant([1.0, 1.0, 5.0]), seed=3,
+    ).numpy()
+    np.testing.assert_array_equal(tokens[:2], np.ones((2, 6)))
+    assert len(set(tokens[2])) > 1  # row 2 samples a hot, nearly uniform distribution
+
+
+def test_eos_pads_finished_rows_and_stops_early():
+    eos = 0
+    # 1 -> 2 -> 3 -> eos; 4 -> 5 -> 4 -> ... never ends. The model would
+    # continue after eos (eos -> 1), so the padding comes from generate.
+    succ = {eos: 1, 1: 2, 2: 3, 3: eos, 4: 5, 5: 4}
+    table = np.full((6, 6), -9.0, np.float32)
+    for a, b in succ.items():
+        table[a, b] = 9.0
+    step = bigram_step(table)
+
+    tokens = sampling.generate(step, tf.constant(0), tf.constant([1, 4, 2]), 6, greedy=True, eos_id=eos)
+    np.testing.assert_array_equal(tokens, [[2, 3, 0, 0, 0, 0], [5, 4, 5, 4, 5, 4], [3, 0, 0, 0, 0, 0]])
+
+    # Once every row has produced eos the loop ends: the state counts 3 calls, not 6.
+    calls = []
+
+    def counting_step(tokens, state):
+        calls.append(1)
+        return step(tokens, state)
+
+    tokens = sampling.generate(counting_step, tf.constant(0), tf.constant([1, 2]), 6, greedy=True, eos_id=eos)
+    np.testing.assert_array_equal(tokens, [[2, 3, 0, 0, 0, 0], [3, 0, 0, 0, 0, 0]])
+    assert len(calls) == 3
+
+
+def test_generate_in_tf_function_matches_eager():
+    table = np.random.default_rng(1).normal(size=(9, 9)).astype(np.float32)
+    step = bigram_step(table)
+    kwargs = dict(top_k=tf.constant([0, 4, 6]), top_p=0.9, temperature=tf.constant([1.0, 0.7, 1.5]), seed=5, eos_id=0)
+
+    def run(first, max_new_tokens):
+        return sampling.generate(step, tf.constant(0), first, max_new_tokens, **kwargs)
+
+    first = tf.constant([1, 2, 3])
+    eager = run(first, 10)
+    graph = tf.function(run, input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32)])
+    np.testing.assert_array_equal(graph(first, tf.constant(10)), eager)
+
+
+def test_uncached_buffer_state_with_shared_position():
+    """An uncached model: the state is a fixed token buffer plus a scalar
+    position, and each step re-reads the whole prefix. Here the next token is
+    (sum of all tokens so far) mod 5, with near one-hot logits."""
+    vocab, max_new = 5, 6
+
+    def step_fn(tokens, state):
+        buffer, pos = state
+        buffer = tf.tensor_scatter_nd_update(
+            tf.transpose(buffer), pos[None, None], tokens[None]
+        )  # (length, batch): write column `pos`
+        buffer = tf.transpose(buffer)
+        target = tf.reduce_sum(buffer, axis=1) % vocab
+        return 8.0 * tf.one_hot(target, vocab), (buffer, pos + 1)
+
+    def expected(prompt):
+        seq, out = list(prompt), []
+        for _ in range(max_new):
+            out.append(sum(seq) % vocab)
+            seq.append(out[-1])
+        return out
+
+    prompts = np.array([[1, 3], [4, 4]], np.int32)
+    buffer = np.zeros((2, 1 + max_new + 1), np.int32)
+    buffer[:, 0] = prompts[:, 0]
+    state = (tf.constant(buffer), tf.constant(1))  # prompt[:, :-1] read, prompt[:, -1] fed first
+
+    @tf.function
+    def decode():
+        greedy = sampling.generate(step_fn, state, prompts[:, -1], max_new, greedy=True)
+        beams, _ = sampling.beam_search(step_fn, state, prompts[:, -1], max_new, beam_width=3)
+        return greedy, beams
+
+    greedy, beams = decode()
+    np.testing.assert_array_equal(greedy, [expected(p) for p in prompts])
+    np.testing.assert_array_equal(beams, greedy)
+
+
+# --------------------------------------------------------------------------
+# Beam search
+# --------------------------------------------------------------------------
+
+# Tokens A=0, B=1, C=2, start S=3. From S: A 0.6, B 0.4. From A the best is
+# 0.4 (A A: 0.24); from B it is 0.9 (B B: 0.36). Greedy takes A and loses.
+CLASSIC = _log(
+    [
+        [0.4, 0.3, 0.3, 0.0],  # after A
+        [0.1, 0.9, 0.0, 0.0],  # after B
+        [0.5, 0.5, 0.0, 0.0],  # after C
+        [0.6, 0.4, 0.0, 0.0],  # after S
+    ]
+)
+
+
+def test_beam_search_beats_greedy_on_the_classic_example():
+    step, first = bigram_step(CLASSIC), tf.constant([3, 3])
+    greedy = sampling.generate(step, tf.constant(0), first, 2, greedy=True)
+    np.testing.assert_array_equal(greedy, [[0, 0], [0, 0]])
+
+    tokens1, scores1 = sampling.beam_search(step, tf.constant(0), first, 2, beam_width=1)
+    np.testing.assert_array_equal(tokens1, greedy)
+    np.testing.assert_allclose(scores1, [math.log(0.24)] * 2, rtol=1e-6)
+
+    tokens2, scores2 = sampling.beam_search(step, tf.constant(0), first, 2, beam_width=2)
+    assert tokens2.dtype == tf.int32 and scores2.dtype == tf.float32
+    np.testing.assert_array_equal(tokens2, [[1, 1], [1, 1]])
+    np.testing.assert_allclose(scores2, [math.log(0.4) + math.log(0.9)] * 2, rtol=1e-6)
+
+
+def test_beam_width_1_is_greedy_on_random_tables():
+    table = np.random.default_rng(2).normal(size=(7, 7)).astype(np.float32)
+    step, first = bigram_step(table), tf.constant([0, 3, 6])
+    tokens, _ = sampling.beam_search(step, tf.constant(0), first, 9, beam_width=1)
+    np.testing.assert_array_equal(tokens, sampling.generate(step, tf.constant(0), first, 9, greedy=True))
+
+
+# Second-order model over eos=0, a=1, b=2 (first token b, previous token b):
+#   (b, b): eos 0.5, a 0.5;  (b, a): a 0.9, eos 0.1;  (a, a): eos 0.9, a 0.1.
+# [eos] has log-prob log 0.5 = -0.693; [a, a, eos] has log 0.405 = -0.904, but
+# with length penalty 1 it scores -0.904 / ((5 + 3) / 6) = -0.678 > -0.693.
+SHORT_OR_LONG = np.full((3, 3, 3), 1 / 3)
+SHORT_OR_LONG[2, 2] = [0.5, 0.5, 0.0]
+SHORT_OR_LONG[2, 1] = [0.1, 0.9, 0.0]
+SHORT_OR_LONG[1, 1] = [0.9, 0.1, 0.0]
+
+
+@pytest.mark.parametrize(
+    "alpha, tokens, score",
+    [(0.0, [0, 0, 0], math.log(0.5)), (1.0, [1, 1, 0], math.log(0.405) / (8 / 6))],
+)
+def test_length_penalty_and_finished_beams(alpha, tokens, score):
+    step = trigram_step(_log(SHORT_OR_LONG))
+    got, got_score = sampling.beam_search(
+        step, tf.constant([2]), tf.constant([2]), 3, beam_width=2, length_penalty=alpha, eos_id=0
+    )
+    np.testing.assert_array_equal(got, [tokens])
+    np.testing.assert_allclose(got_score, [score], rtol=1e-6)
+
+
+def _brute_force(log_table, prev, first, length, eos, alpha):
+    """Best sequence by exhaustive search under the documented scoring rule."""
+    best = (-np.inf, None)
+    vocab = log_table.shape[-1]
+    for seq in itertools.product(range(vocab), repeat=length):
+        end = seq.index(eos) + 1 if eos in seq else length
+        if any(t != eos for t in seq[end:]):
+            continue  # after eos only eos
+        log_prob, a, b = 0.0, prev, first
+        for t in seq[:end]:
+            log_prob += log_table[a, b, t]
+            a, b = b, t
+        score = log_prob / ((5 + end) / 6) ** alpha
+        if score > best[0]:
+            best = (score, list(seq))
+    return best
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.7])
+def test_wide_beam_is_exhaustive_search(alpha):
+    """With beam_width >= vocab ** (length - 1) no prefix is ever pruned, so
+    beam search must find the exhaustive optimum. The state (previous token)
+    is per beam, so this also checks that it is re-gathered from the parents."""
+    rng = np.random.default_rng(3)
+    log_table = np.log(rng.dirichlet(np.full(3, 0.7), size=(3, 3))).astype(np.float32)
+    prev, first = (np.array(x, np.int32) for x in zip(*itertools.product(range(3), repeat=2)))
+    tokens, scores = sampling.beam_search(
+        trigram_step(log_table), tf.constant(prev), tf.constant(first), 4, beam_width=27, length_penalty=alpha,
+        eos_id=0,
+    )
+    for row in range(len(prev)):
+        score, seq = _brute_force(log_table.astype(np.float64), prev[row], first[row], 4, 0, alpha)
+        np.testing.assert_array_equal(tokens[row], seq)
+        assert float(scores[row]) == pytest.approx(score, rel=1e-5)
+
+
+def test_beam_search_in_tf_function_and_xla_matches_eager():
+    log_table = np.log(np.random.default_rng(4).dirichlet(np.ones(4), size=(4, 4))).astype(np.float32)
+    step = trigram_step(log_table)
+    prev, first = tf.constant([0, 1, 2]), tf.constant([3, 2, 1])
+
+    def run():
+        beams = sampling.beam_search(step, prev, first, 5, beam_width=3, length_penalty=0.6, eos_id=3)
+        greedy = sampling.generate(step, prev, first, 5, greedy=True, eos_id=3)
+        sampled = sampling.generate(step, prev, first, 5, top_k=3, top_p=0.9, temperature=0.8, seed=9)
+        return beams, greedy, sampled
+
+    (tokens, scores), greedy, sampled = run()
+    (g_tokens, g_scores), g_greedy, g_sampled = tf.function(run)()
+    np.testing.assert_array_equal(g_tokens, tokens)
+    np.testing.assert_allclose(g_scores, scores, rtol=1e-6)
+    np.testing.assert_array_equal(g_greedy, greedy)
+    np.testing.assert_array_equal(g_sampled, sampled)
+
+    # XLA: same beams and greedy tokens. Sampled tokens come from XLA's own
+    # random bits (documented), so only check they are reproducible and valid.
+    xla = tf.function(run, jit_compile=True)
+    (x_tokens, x_scores), x_greedy, x_sampled = xla()
+    np.testing.assert_array_equal(x_tokens, tokens)
+    np.testing.assert_allclose(x_scores, scores, rtol=1e-5)
+    np.testing.assert_array_equal(x_greedy, greedy)
+    np.testing.assert_array_equal(xla()[2], x_sampled)
+    assert x_sampled.shape == (3, 5) and np.all((x_sampled.numpy() >= 0) & (x_sampled.numpy() < 4))
+
+
+def test_bad_arguments_raise():
+    step = bigram_step(CLASSIC)
+    with pytest.raises(ValueError, match="beam_width"):
+        sampling.beam_search(step, tf.constant(0), tf.constant([3]), 2, beam_width=0)
+    with pytest.raises(ValueError, match="length_penalty"):
+        sampling.beam_search(step, tf.constant(0), tf.constant([3]), 2, length_penalty=-1.0)
+    with pytest.raises(ValueError, match="seed"):
+        sampling.generate(step, tf.constant(0), tf.constant([3]), 2, seed=tf.constant([1, 2, 3]))
+    with pytest.raises(TypeError, match="seed"):
+        sampling.sample_next(LOGITS, seed=1.5)
