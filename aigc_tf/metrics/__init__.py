@@ -13,11 +13,4 @@ from aigc_tf.metrics.distances import (
     precision_recall,
 )
 
-__all__ = [
-    "classifier_score",
-    "feature_moments",
-    "frechet_distance",
-    "frechet_distance_from_moments",
-    "kernel_distance",
-    "precision_recall",
-]
+from aigc_tf.metrics.distances import __all__  # noqa: E402  (one list of public names)
