@@ -1,0 +1,53 @@
+"""Interpolated Kneser-Ney baseline: hand-computed values and proper distributions."""
+
+import numpy as np
+import pytest
+
+from aigc_tf.data import text
+from aigc_tf.metrics.ngram import KneserNey
+
+
+def test_bigram_matches_hand_computed_values():
+    # a b a b c  (a=0, b=1, c=2), D = 0.5.
+    # Bigram counts: a->b 2, b->a 1, b->c 1. Continuation counts: a, b, c once
+    # each, so the unigram level is 1/6 + 0.5 * 3/3 * 1/3 = 1/3 for every token.
+    lm = KneserNey(order=2, vocab_size=3, discount=0.5).fit([0, 1, 0, 1, 2])
+    assert lm.prob([0], 1) == pytest.approx((2 - 0.5) / 2 + 0.5 * 1 / 2 * (1 / 3))
+    assert lm.prob([0], 2) == pytest.approx(0.5 * 1 / 2 * (1 / 3))
+    assert lm.prob([1], 0) == pytest.approx((1 - 0.5) / 2 + 0.5 * 2 / 2 * (1 / 3))
+    assert lm.prob([1], 1) == pytest.approx(0.5 * 2 / 2 * (1 / 3))
+    assert lm.prob([2], 0) == pytest.approx(1 / 3)  # unseen context backs off
+    assert lm.prob([], 2) == pytest.approx(1 / 3)  # no context: the unigram level
+
+
+@pytest.fixture(scope="module")
+def char_ids():
+    docs = text.embedded_corpus()[:20]
+    tok = text.build_tokenizer(docs, "char")
+    return text.token_stream(tok, docs), tok.vocabulary_size()
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+def test_every_conditional_distribution_sums_to_one(char_ids, order):
+    ids, vocab = char_ids
+    lm = KneserNey(order=order, vocab_size=vocab).fit(ids[:20_000])
+    rng = np.random.default_rng(0)
+    contexts = [ids[i : i + order - 1] for i in rng.integers(0, 20_000, 5)] + [[vocab - 1] * (order - 1)]
+    for context in contexts:
+        dist = lm.distribution(context)
+        assert sum(dist) == pytest.approx(1.0, abs=1e-9)
+        assert min(dist) > 0.0
+
+
+def test_higher_orders_predict_held_out_text_better(char_ids):
+    ids, vocab = char_ids
+    train, valid = ids[:40_000], ids[40_000:45_000]
+    ppl = {n: KneserNey(order=n, vocab_size=vocab).fit(train).perplexity(valid) for n in (1, 2, 3)}
+    assert ppl[3] < ppl[2] < ppl[1] < vocab
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="order"):
+        KneserNey(order=0, vocab_size=3)
+    with pytest.raises(ValueError, match="discount"):
+        KneserNey(order=2, vocab_size=3, discount=1.0)
