@@ -182,16 +182,6 @@ def _section_from_dict(cls: type, raw: Any, section: str, source: str):
     return cls(**kwargs)
 
 
-def model_arguments(name: str) -> dict[str, tuple[Any, Any]]:
-    """``{arg: (annotation, default)}`` of the model that ``name`` selects.
-
-    Imports the model registry (and so TensorFlow) lazily.
-    """
-    from aigc_tf import registry
-
-    return registry.model_arguments(name)
-
-
 def _validate_model(raw: Any, source: str) -> dict:
     if not isinstance(raw, dict) or "name" not in raw:
         raise ConfigError(f"{source}: 'model' must be a mapping with a 'name', e.g. model: {{name: dcgan}}")

@@ -111,12 +111,17 @@ def test_evaluate_cli_writes_every_metric_and_repeats_exactly(name, tmp_path, ca
     assert json.loads(out.read_text()) == first  # same run, same numbers
 
 
+def _train_history(cfg, run):
+    """Train ``cfg`` into ``run`` and return its history.json."""
+    training.train(cfg, run)
+    return json.loads((run / "history.json").read_text())
+
+
 @pytest.mark.slow
 def test_quality_callback_logs_fid_into_history_and_tensorboard(tmp_path, cache):
     cfg = tiny_config("dcgan", data={"max_examples": 200}, train={"epochs": 3, "quality_every": 2, "quality_samples": 64})
     run = tmp_path / "run"
-    training.train(cfg, run)
-    history = json.loads((run / "history.json").read_text())
+    history = _train_history(cfg, run)
     assert history["fid_epochs"] == [2, 3] and len(history["fid"]) == 2
     assert all(v > 0 for v in history["fid"])
     assert len(history["d_loss"]) == 3
@@ -133,18 +138,14 @@ def test_quality_callback_logs_fid_into_history_and_tensorboard(tmp_path, cache)
 def test_training_does_not_depend_on_a_cold_or_warm_classifier_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("AIGC_TF_CACHE", str(tmp_path / "fresh_cache"))
     cfg = tiny_config("dcgan", data={"max_examples": 160}, train={"epochs": 2, "quality_every": 1, "quality_samples": 64})
-    training.train(cfg, tmp_path / "cold")  # trains the classifier first
-    training.train(cfg, tmp_path / "warm")  # finds it cached
-    cold = json.loads((tmp_path / "cold" / "history.json").read_text())
-    warm = json.loads((tmp_path / "warm" / "history.json").read_text())
+    cold = _train_history(cfg, tmp_path / "cold")  # trains the classifier first
+    warm = _train_history(cfg, tmp_path / "warm")  # finds it cached
     assert cold["d_loss"] == warm["d_loss"] and cold["fid"] == warm["fid"]
 
 
 @pytest.mark.slow
 def test_quality_callback_logs_test_elbo_for_vaes(tmp_path, cache):
     cfg = tiny_config("conv_vae", data={"max_examples": 200}, train={"epochs": 2, "quality_every": 1, "quality_samples": 50})
-    run = tmp_path / "run"
-    training.train(cfg, run)
-    history = json.loads((run / "history.json").read_text())
+    history = _train_history(cfg, tmp_path / "run")
     assert history["test_elbo_epochs"] == [1, 2]
     assert history["test_elbo"][1] > history["test_elbo"][0]  # it learns
