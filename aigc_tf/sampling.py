@@ -415,3 +415,133 @@ def beam_search(
     static_len = max_new_tokens if _is_number(max_new_tokens) else None
     best_tokens = tf.ensure_shape(best_tokens, [first_tokens.shape[0], static_len])
     return best_tokens, tf.gather(final, best, batch_dims=1)
+
+
+# --------------------------------------------------------------------------
+# Per-example seeds and prompted decoding (what the text models use)
+# --------------------------------------------------------------------------
+
+_MASK32 = 0xFFFFFFFF
+# Multiplier of a well-studied 32-bit integer mixer (small enough that the
+# int64 products below never overflow).
+_MIX = 0x45D9F3B
+
+
+def _mix32(x: tf.Tensor) -> tf.Tensor:
+    """A 32-bit integer hash (three xorshift-multiply rounds) on int64 values in [0, 2**32)."""
+    for _ in range(3):
+        x = tf.bitwise.bitwise_and(
+            tf.bitwise.bitwise_xor(tf.bitwise.right_shift(x, 16), x) * _MIX, _MASK32
+        )
+    return tf.bitwise.bitwise_xor(tf.bitwise.right_shift(x, 16), x)
+
+
+def row_uniforms(seeds: tf.Tensor, step: tf.Tensor, vocab: int | tf.Tensor) -> tf.Tensor:
+    """Uniform floats in (0, 1), shape (batch, vocab): row ``i`` depends only on
+    ``seeds[i]``, ``step[i]`` and the column.
+
+    A counter-based hash of ``(seed, step, token id)`` in integer arithmetic,
+    so a row's draws do not depend on the other rows of the batch (a TF
+    Serving client gets the same text alone or batched) and are bit-identical
+    with and without XLA, unlike ``tf.random.stateless_*``, whose kernels draw
+    different numbers under XLA and which take one seed per call, not per row.
+    24 random bits per draw, as many as a float32 in (0, 1) holds.
+    """
+    seeds = tf.bitwise.bitwise_and(tf.cast(seeds, tf.int64), _MASK32)[:, None]
+    step = tf.bitwise.bitwise_and(tf.cast(step, tf.int64), _MASK32)[:, None]
+    cols = tf.range(tf.cast(vocab, tf.int64), dtype=tf.int64)[None, :]
+    h = _mix32(seeds)
+    h = _mix32(tf.bitwise.bitwise_xor(h, _mix32(step + 0x9E3779B)))
+    h = _mix32(tf.bitwise.bitwise_xor(h, cols))
+    bits = tf.bitwise.right_shift(h, 8)  # 24 bits
+    return (tf.cast(bits, tf.float32) + 0.5) * (1.0 / (1 << 24))
+
+
+def sample_rows(
+    logits: tf.Tensor,
+    seeds: tf.Tensor,
+    step: tf.Tensor,
+    *,
+    temperature: tf.Tensor,
+    top_k: tf.Tensor,
+    top_p: tf.Tensor,
+) -> tf.Tensor:
+    """One token per row with per-row controls and seeds; int32 (batch,).
+
+    All arguments but ``logits`` (batch, vocab) are ``(batch,)`` tensors. A
+    row with ``temperature <= 0`` is greedy (argmax). Otherwise the row's
+    logits go through temperature, top-k and top-p as in :func:`sample_next`
+    and a token is drawn by the Gumbel-max trick,
+    ``argmax(logits - log(-log(u)))`` with ``u = row_uniforms(seeds, step)``,
+    which is an exact draw from ``softmax(logits)``.
+    """
+    logits = tf.cast(logits, tf.float32)
+    temperature = tf.cast(temperature, tf.float32)
+    greedy = temperature <= 0
+    filtered = apply_temperature(logits, tf.where(greedy, 1.0, temperature))
+    filtered = top_p_filter(top_k_filter(filtered, top_k), top_p)
+    gumbel = -tf.math.log(-tf.math.log(row_uniforms(seeds, step, tf.shape(logits)[-1])))
+    sampled = tf.argmax(filtered + gumbel, axis=-1, output_type=tf.int32)
+    return tf.where(greedy, tf.argmax(logits, axis=-1, output_type=tf.int32), sampled)
+
+
+def decode_prompted(
+    step_fn: StepFn,
+    initial_state: Any,
+    prompt: tf.Tensor,
+    prompt_len: tf.Tensor,
+    max_new_tokens: tf.Tensor,
+    *,
+    temperature: tf.Tensor,
+    top_k: tf.Tensor,
+    top_p: tf.Tensor,
+    seeds: tf.Tensor,
+    banned_ids: tuple[int, ...] = (),
+) -> tf.Tensor:
+    """Continue each row's prompt; returns int32 (batch, max(max_new_tokens)).
+
+    ``prompt`` is int32 (batch, P), right-padded; ``prompt_len`` (batch,) >= 1
+    counts each row's real tokens. Rows may differ in length: the loop feeds
+    position ``t`` of every row at step ``t`` (so ``initial_state`` is the state
+    *before* the first prompt token), and while ``t + 1`` is still inside a
+    row's prompt the next token is the prompt's own (teacher forcing), not a
+    sample. Prompts therefore go through the same ``step_fn`` as generated
+    tokens: an LSTM's state or a Transformer's key/value cache is filled one
+    token at a time.
+
+    The ``g``-th new token of row ``i`` is drawn with :func:`sample_rows` from
+    ``(seeds[i], g)``, so it does not depend on the other rows, their prompt
+    lengths or the batch size. ``banned_ids`` (padding, unknown) are never
+    generated. Positions after a row's own ``max_new_tokens`` are 0.
+    """
+    prompt = tf.cast(prompt, tf.int32)
+    prompt_len = tf.cast(prompt_len, tf.int32)
+    max_new = tf.cast(max_new_tokens, tf.int32)
+    n_max = tf.reduce_max(max_new)
+    width = tf.shape(prompt)[1] + n_max
+    buf = tf.pad(prompt, tf.stack([[0, 0], tf.stack([0, n_max])]))
+    steps = tf.reduce_max(prompt_len + max_new) - 1
+    state = _to_tensors(initial_state)
+
+    def body(t, buf, state):
+        tokens = tf.gather(buf, t, axis=1)
+        logits, state = step_fn(tokens, state)
+        logits = tf.cast(logits, tf.float32)
+        if banned_ids:
+            vocab = tf.shape(logits)[-1]
+            banned = tf.reduce_any(tf.equal(tf.range(vocab)[:, None], list(banned_ids)), axis=-1)
+            logits = tf.where(banned[None, :], tf.constant(_NEG_INF), logits)
+        g = t + 1 - prompt_len  # index of the new token at position t + 1 (< 0: still the prompt)
+        nxt = sample_rows(logits, seeds, g, temperature=temperature, top_k=top_k, top_p=top_p)
+        forced = tf.gather(buf, tf.minimum(t + 1, width - 1), axis=1)
+        nxt = tf.where(g < 0, forced, nxt)
+        return t + 1, _write_column(buf, t + 1, nxt), state
+
+    loop_vars = (tf.constant(0), buf, state)
+    _, buf, _ = tf.while_loop(
+        lambda t, *_: t < steps, body, loop_vars,
+        shape_invariants=tf.nest.map_structure(_loop_invariant, loop_vars),
+    )
+    cols = tf.range(n_max)[None, :]
+    out = tf.gather(buf, tf.minimum(prompt_len[:, None] + cols, width - 1), batch_dims=1)
+    return tf.where(cols < max_new[:, None], out, 0)

@@ -1,0 +1,215 @@
+"""What every text model shares: its vocabulary and in-graph tokeniser, the
+masked token loss, perplexity, and string-in/string-out generation.
+
+A text model holds its vocabulary as a constructor argument, so ``get_config``
+carries it and a ``.keras`` file (or an export) tokenises exactly as training
+did. Token ids: 0 is padding (also the decoder start token of the
+encoder-decoder models), 1 is unknown, real tokens start at 2.
+
+Generation runs :func:`aigc_tf.sampling.decode_prompted` on the step function
+each model provides through ``decoder(...)``; prompts are fed through the
+same step function, one token per step, which fills an LSTM's state or a
+Transformer's key/value cache.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from aigc_tf import sampling
+from aigc_tf.data import text as text_data
+from aigc_tf.models import common
+
+# Padding and unknown are never generated.
+BANNED_IDS = (0, 1)
+
+
+@keras.saving.register_keras_serializable(package="aigc_tf")
+class Perplexity(keras.metrics.Mean):
+    """``exp`` of the token-weighted mean cross-entropy (update with per-token means and token counts)."""
+
+    def result(self):
+        return ops.exp(super().result())
+
+
+def global_sum(x):
+    """``x`` summed over the replicas of the current ``tf.distribute`` strategy (itself on one device)."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return x
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, x)
+
+
+def masked_token_loss(targets, logits):
+    """``(sum of cross-entropy over non-padding targets, number of those targets)``.
+
+    ``targets`` int (B, T) with 0 = padding, ``logits`` (B, T, V). The mean
+    token loss is ``total / count``; dividing each replica's ``total`` by the
+    *global* count (``global_sum``) makes the summed replica gradients equal
+    one device's gradient of the global mean, even when replicas hold
+    different numbers of real tokens.
+    """
+    mask = ops.cast(ops.not_equal(targets, 0), "float32")
+    ce = ops.sparse_categorical_crossentropy(targets, ops.cast(logits, "float32"), from_logits=True)
+    return ops.sum(ce * mask), ops.sum(mask)
+
+
+class TextModel(common.SeedStateMixin, keras.Model):
+    """Base class: vocabulary, tokeniser, token loss, generation. Not used on its own."""
+
+    family = "lm"
+
+    def __init__(self, vocabulary: list, tokenizer: str = "char", seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if tokenizer not in text_data.TOKENIZER_LEVELS:
+            raise ValueError(f"unknown tokenizer {tokenizer!r}; use one of {', '.join(text_data.TOKENIZER_LEVELS)}")
+        self.vocabulary = [str(v) for v in vocabulary]
+        self.tokenizer = tokenizer
+        self.seed = seed
+        self.vocab_size = len(self.vocabulary) + 2
+        self.vectorizer = text_data.tokenizer_from_vocabulary(self.vocabulary, tokenizer)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.perplexity_tracker = Perplexity(name="perplexity")
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary": self.vocabulary,
+            "tokenizer": self.tokenizer,
+            "seed": self.seed,
+        }
+
+    # ------------------------------------------------------------- compile
+    def compile(self, optimizer=None, **kwargs):
+        super().compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), **kwargs)
+        # Built now (inside the strategy scope) so a checkpoint restores its slots.
+        self.optimizer.build(self.trainable_variables)
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        return {"optimizer": keras.optimizers.serialize(self.optimizer), **common.execution_config(self)}
+
+    def compile_from_config(self, config):
+        self.compile(
+            optimizer=keras.optimizers.deserialize(config["optimizer"]),
+            **{k: config[k] for k in common.EXECUTION_KEYS if k in config},
+        )
+
+    # ------------------------------------------------------------ training
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.perplexity_tracker]
+
+    def split_batch(self, data):
+        """``(model inputs, target ids)`` from a batch ``(x, y)``."""
+        return data[0], data[1]
+
+    def train_step(self, data):
+        x, y = self.split_batch(data)
+        with tf.GradientTape() as tape:
+            total, count = masked_token_loss(y, self(x, training=True))
+            loss = total / ops.maximum(global_sum(count), 1.0)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return self._update_token_metrics(total, count)
+
+    def test_step(self, data):
+        x, y = self.split_batch(data)
+        return self._update_token_metrics(*masked_token_loss(y, self(x, training=False)))
+
+    def _update_token_metrics(self, total, count):
+        mean = total / ops.maximum(count, 1.0)
+        for tracker in self.metrics:
+            tracker.update_state(mean, sample_weight=count)
+        return {m.name: m.result() for m in self.metrics}
+
+    # ----------------------------------------------------- text <-> tokens
+    def tokenize(self, texts):
+        """Strings (B,) -> ``(ids int32 (B, P) right-padded with 0, lengths (B,))``, in-graph."""
+        texts = tf.convert_to_tensor(texts, tf.string)
+        if self.tokenizer == "char":
+            texts = text_data.clean_text(texts)  # the word standardizer cleans by itself
+        ids = tf.cast(self.vectorizer(texts), tf.int32)
+        if ids.shape.rank == 1:  # a scalar string
+            ids = ids[None]
+        return ids, tf.reduce_sum(tf.cast(ids != 0, tf.int32), axis=-1)
+
+    def detokenize(self, ids):
+        """Ids (B, N) -> strings (B,), in-graph; padding is dropped."""
+        table = tf.constant(["", "[UNK]", *self.vocabulary])
+        tokens = tf.gather(table, tf.cast(ids, tf.int32))
+        if self.tokenizer == "char":
+            return tf.strings.reduce_join(tokens, axis=-1)
+        words = tf.ragged.boolean_mask(tokens, ids != 0)
+        joined = tf.strings.reduce_join(words, axis=-1, separator=" ")
+        # Undo the word standardizer's spacing around punctuation.
+        joined = tf.strings.regex_replace(joined, r" ([.,!?;:)])", r"\1")
+        return tf.strings.regex_replace(joined, r"([(]) ", r"\1")
+
+    # ---------------------------------------------------------- generation
+    def decoder(self, ids, lengths, max_new_tokens, use_cache: bool = True):
+        """``(step_fn, initial_state, prompt, prompt_len)`` for :func:`sampling.decode_prompted`."""
+        raise NotImplementedError
+
+    def uncached_decoder(self, logits_fn, ids, max_new_tokens):
+        """A step function that re-runs ``logits_fn(tokens (B, t+1)) -> (B, t+1, V)`` over the
+        whole prefix at every step: the reference the cached decoders must match."""
+        width = tf.shape(ids)[1] + tf.reduce_max(max_new_tokens)
+        buffer = tf.zeros(tf.stack([tf.shape(ids)[0], width]), tf.int32)
+
+        def step(tokens, state):
+            buffer, t = state
+            buffer = sampling._write_column(buffer, t, tokens)
+            logits = logits_fn(buffer[:, : t + 1])[:, -1]
+            return logits, (buffer, t + 1)
+
+        return step, (buffer, tf.constant(0))
+
+    def generate_ids(self, ids, lengths, max_new_tokens, temperature, top_k, top_p, seeds, use_cache: bool = True):
+        """New token ids int32 (B, max(max_new_tokens)) after the prompts ``ids``; controls are (B,)."""
+        step_fn, state, prompt, prompt_len = self.decoder(ids, lengths, max_new_tokens, use_cache)
+        return sampling.decode_prompted(
+            step_fn, state, prompt, prompt_len, max_new_tokens,
+            temperature=temperature, top_k=top_k, top_p=top_p, seeds=seeds, banned_ids=BANNED_IDS,
+        )
+
+    def generate_text(self, prompts, max_new_tokens, temperature, top_k, top_p, seeds, use_cache: bool = True):
+        """Strings in, ``{"texts": continuations (B,), "token_ids": (B, N)}`` out; controls are (B,).
+
+        A row with ``temperature <= 0`` decodes greedily; ``top_k <= 0`` and
+        ``top_p >= 1`` switch those filters off; ``seeds[i]`` alone decides row
+        ``i``'s random draws.
+        """
+        ids, lengths = self.tokenize(prompts)
+        out = self.generate_ids(ids, lengths, max_new_tokens, temperature, top_k, top_p, seeds, use_cache)
+        return {"texts": self.detokenize(out), "token_ids": out}
+
+    def max_prompt_tokens(self, max_new_tokens: int) -> int | None:
+        """Longest prompt (in tokens) that fits with ``max_new_tokens``; None = unlimited."""
+        return None
+
+
+def text_generation_function(model: TextModel, use_cache: bool = True):
+    """``model.generate_text`` as a ``tf.function`` with the serving signature.
+
+    The CLI and the SavedModel export both call this function, so for the same
+    inputs they run the same graph and return the same text. (No XLA here:
+    it cannot compile the string ops; ``generate_ids`` can be jit-compiled.)
+    """
+    specs = [
+        tf.TensorSpec([None], tf.string, name="prompts"),
+        tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+        tf.TensorSpec([None], tf.float32, name="temperature"),
+        tf.TensorSpec([None], tf.int32, name="top_k"),
+        tf.TensorSpec([None], tf.float32, name="top_p"),
+        tf.TensorSpec([None], tf.int32, name="seed"),
+    ]
+
+    def generate(prompts, max_new_tokens, temperature, top_k, top_p, seed):
+        return model.generate_text(prompts, max_new_tokens, temperature, top_k, top_p, seed, use_cache=use_cache)
+
+    return tf.function(generate, input_signature=specs), specs
