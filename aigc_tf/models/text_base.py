@@ -70,6 +70,9 @@ class TextModel(common.SeedStateMixin, keras.Model):
         self.seed = seed
         self.vocab_size = len(self.vocabulary) + 2
         self.vectorizer = text_data.tokenizer_from_vocabulary(self.vocabulary, tokenizer)
+        # Built now: Keras would otherwise try a symbolic call on the first batch to build it.
+        self.vectorizer.build((None,))
+        self.vectorizer._lookup_layer.build((None,))
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.perplexity_tracker = Perplexity(name="perplexity")

@@ -178,11 +178,17 @@ class TextVAE(TextModel):
         step = tf.cast(self.optimizer.iterations, tf.float32)
         return tf.minimum(1.0, step / float(self.kl_anneal_steps))
 
-    def elbo_terms(self, tokens, training=False, word_dropout=0.0):
-        """Per-sentence ``(reconstruction NLL summed over tokens, KL, token count)`` (B,)."""
+    def elbo_terms(self, tokens, training=False, word_dropout=0.0, eps=None):
+        """Per-sentence ``(reconstruction NLL summed over tokens, KL, token count)`` (B,).
+
+        ``eps``: the reparameterisation noise (B, latent_dim); drawn from the
+        model's seed generator when omitted.
+        """
         tokens = tf.cast(tokens, tf.int32)
         mean, log_var = self.encode(tokens, training)
-        z = mean + tf.exp(0.5 * log_var) * common.normal(tf.shape(mean), self.seed_generator)
+        if eps is None:
+            eps = common.normal(tf.shape(mean), self.seed_generator)
+        z = mean + tf.exp(0.5 * log_var) * eps
         inputs = self._shift(tokens)
         if word_dropout > 0:
             u = common.uniform(tf.shape(inputs), self.seed_generator)
@@ -194,11 +200,18 @@ class TextVAE(TextModel):
         ce = ops.sparse_categorical_crossentropy(tokens, logits, from_logits=True)
         return tf.reduce_sum(ce * mask, axis=-1), losses.gaussian_kl(mean, log_var), tf.reduce_sum(mask, axis=-1)
 
+    @staticmethod
+    def _unpack(data):
+        """Batches are ``(tokens, tokens)``, bare ``tokens`` or ``{"tokens", "noise"}`` (explicit eps)."""
+        if isinstance(data, dict):
+            return data["tokens"], data.get("noise")
+        return (data[0] if isinstance(data, (tuple, list)) else data), None
+
     def train_step(self, data):
-        tokens = data[0] if isinstance(data, (tuple, list)) else data
+        tokens, eps = self._unpack(data)
         beta = self.kl_weight()
         with tf.GradientTape() as tape:
-            recon, kl, count = self.elbo_terms(tokens, training=True, word_dropout=self.word_dropout)
+            recon, kl, count = self.elbo_terms(tokens, training=True, word_dropout=self.word_dropout, eps=eps)
             per_sentence = recon + beta * kl
             # Divide by the global batch: replica gradients then sum to one device's.
             loss = tf.reduce_sum(per_sentence) / tf.maximum(global_sum(tf.cast(tf.size(recon), tf.float32)), 1.0)
@@ -207,8 +220,8 @@ class TextVAE(TextModel):
         return self._update_vae_metrics(per_sentence, recon, kl, count, beta)
 
     def test_step(self, data):
-        tokens = data[0] if isinstance(data, (tuple, list)) else data
-        recon, kl, count = self.elbo_terms(tokens, training=False)
+        tokens, eps = self._unpack(data)
+        recon, kl, count = self.elbo_terms(tokens, training=False, eps=eps)
         return self._update_vae_metrics(recon + kl, recon, kl, count, tf.constant(1.0))
 
     def _update_vae_metrics(self, per_sentence, recon, kl, count, beta):
