@@ -45,14 +45,72 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _check_text_prompt(model, family: str, prompt: str, max_new_tokens: int) -> None:
+    """Refuse, before any decoding, a prompt the model cannot continue."""
+    ids, lengths = model.tokenize([prompt])
+    n = int(lengths.numpy()[0])
+    if n == 0 and family == "lm":
+        raise UserError("--prompt is empty (no known tokens); a language model continues a text: pass --prompt 'TEXT'")
+    limit = model.max_prompt_tokens(max_new_tokens)
+    if limit is not None and n > limit:
+        raise UserError(
+            f"the prompt has {n} tokens, but the context of {model.context_length} tokens leaves room for "
+            f"{max(limit, 0)} with --max-new-tokens {max_new_tokens}; shorten the prompt or lower --max-new-tokens"
+        )
+
+
+def _sample_text(args, cfg, run_dir: Path, seed: int) -> int:
+    from aigc_tf import registry, training
+
+    family = registry.family(cfg.model["name"])
+    if args.temperature < 0:
+        raise UserError(f"--temperature must be >= 0 (0 = greedy), got {args.temperature}")
+    if not 0 < args.top_p <= 1:
+        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.top_k < 0:
+        raise UserError(f"--top-k must be >= 0 (0 = off), got {args.top_k}")
+    n = args.n or 1
+    if seed + n > 2**31:
+        raise UserError(f"--seed + -n must stay below 2**31 (sample i uses seed + i), got {seed} + {n}")
+    model = training.load_model(training.final_model_path(run_dir))
+    if args.interpolate is not None:
+        if family != "text_vae":
+            raise UserError("--interpolate needs a text_vae run")
+        if args.prompt is None:
+            raise UserError("--interpolate TEXT_B needs --prompt TEXT_A: it walks from one to the other")
+        for i, line in enumerate(model.interpolate(args.prompt, args.interpolate, steps=max(n, 2),
+                                                   max_new_tokens=args.max_new_tokens)):
+            print(f"[{i}] {line}")
+        return 0
+    prompt = args.prompt
+    if prompt is None:
+        prompt = "" if family != "lm" else cfg.train.sample_prompt
+    _check_text_prompt(model, family, prompt, args.max_new_tokens)
+    texts = training.sample_texts(model, prompt, n, args.max_new_tokens, args.temperature, seed,
+                                  top_k=args.top_k, top_p=args.top_p)
+    shown = prompt if family == "lm" else ""
+    for i, text in enumerate(texts):
+        print(f"--- sample {i + 1} (seed {seed + i})")
+        print(shown + text)
+    if args.out:
+        training.write_text_samples(Path(args.out), prompt, texts)
+        print(f"Wrote {n} samples to {args.out}")
+    return 0
+
+
 def cmd_sample(args) -> int:
-    from aigc_tf import training, viz
+    from aigc_tf import registry, training, viz
 
     run_dir = Path(args.run_dir)
     cfg = training.load_run_config(run_dir)
     seed = cfg.seed if args.seed is None else args.seed
     if not 0 <= seed < 2**31:
         raise UserError(f"--seed must be in [0, 2**31), got {seed}")
+    if registry.is_text(cfg.model["name"]):
+        return _sample_text(args, cfg, run_dir, seed)
+    if args.prompt is not None or args.interpolate is not None:
+        raise UserError(f"--prompt and --interpolate are for text runs; {run_dir} holds an image model")
+    args.n = args.n or 64
     out = Path(args.out) if args.out else run_dir / "samples" / f"sample_seed{seed}_n{args.n}.png"
     if out.suffix.lower() != ".png":
         raise UserError(f"--out {out} must be a .png file path")
@@ -115,11 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="train a finished run further (with a larger train.epochs)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("sample", help="write a PNG grid of samples from a trained run")
+    p = sub.add_parser("sample", help="image runs: write a PNG grid; text runs: print generated texts")
     p.add_argument("run_dir", help="run directory written by `aigc-tf train`")
-    p.add_argument("-n", type=_positive, default=64, help="number of samples (default 64)")
-    p.add_argument("--seed", type=int, help="noise seed (default: the run's seed); same seed, same image")
-    p.add_argument("--out", help="output PNG (default: RUN_DIR/samples/sample_seed<S>_n<N>.png)")
+    p.add_argument("-n", type=_positive, help="number of samples (default: 64 images, 1 text)")
+    p.add_argument("--seed", type=int, help="seed (default: the run's seed); same seed, same output; text sample i uses SEED+i")
+    p.add_argument("--out", help="images: output PNG (default: RUN_DIR/samples/sample_seed<S>_n<N>.png); text: also write a .txt")
+    p.add_argument("--prompt", help="text: the text to continue (text_vae: to encode and decode; empty: prior sample)")
+    p.add_argument("--max-new-tokens", type=_positive, default=200, help="text: tokens to generate (default 200)")
+    p.add_argument("--temperature", type=float, default=1.0, help="text: softmax temperature; 0 = greedy (default 1.0)")
+    p.add_argument("--top-k", type=int, default=0, help="text: sample among the K most likely tokens; 0 = off (default)")
+    p.add_argument("--top-p", type=float, default=1.0, help="text: nucleus sampling mass in (0, 1]; 1 = off (default)")
+    p.add_argument("--interpolate", metavar="TEXT_B", help="text_vae: decode points between --prompt and TEXT_B (-n steps)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("evaluate", help="sample-quality metrics (FID, KID, precision/recall; ELBO/IWAE for VAEs)")

@@ -31,11 +31,13 @@ import yaml
 from aigc_tf.errors import ConfigError
 
 STRATEGIES = ("default", "mirrored")
+TOKENIZERS = ("char", "word")
+TEXT_DATASETS = ("embedded", "text", "imdb_reviews", "aclimdb")
 
 
 @dataclasses.dataclass
 class DataConfig:
-    """Where the training images come from and how they are batched."""
+    """Where the training data (images or text) comes from and how it is batched."""
 
     name: str = "digits"
     path: str | None = None
@@ -47,6 +49,11 @@ class DataConfig:
     data_dir: str | None = None
     download: bool = True
     cache: bool = True
+    # Text datasets (embedded, text, imdb_reviews, aclimdb) only:
+    tokenizer: str = "char"  # char | word
+    vocab_size: int | None = None  # most frequent tokens kept, incl. padding and [UNK]; null = all
+    seq_len: int = 128  # LM window / seq2seq half / VAE sentence length, in tokens
+    unsupervised: bool = False  # imdb: add the 50,000 unlabelled reviews to training
 
 
 @dataclasses.dataclass
@@ -75,6 +82,12 @@ class TrainConfig:
     # 0 turns it off.
     quality_every: int = 0
     quality_samples: int = 1000
+    # Clip each step's gradient to this global norm (null: no clipping).
+    clipnorm: float | None = None
+    # Text models: what the per-epoch samples (samples/epoch_NNNN.txt) start from.
+    sample_prompt: str = "The "
+    sample_max_new_tokens: int = 200
+    sample_temperature: float = 0.8
     verbose: int = 1
 
 
@@ -224,8 +237,10 @@ def _check_values(cfg: Config, source: str) -> None:
         "train.quality_samples": t.quality_samples,
         "data.batch_size": d.batch_size,
         "data.shuffle_buffer": d.shuffle_buffer,
+        "data.seq_len": d.seq_len,
+        "train.sample_max_new_tokens": t.sample_max_new_tokens,
     }
-    for opt in ("train.steps_per_epoch", "data.max_examples", "data.image_size"):
+    for opt in ("train.steps_per_epoch", "data.max_examples", "data.image_size", "data.vocab_size"):
         section, key = opt.split(".")
         value = getattr(t if section == "train" else d, key)
         if value is not None:
@@ -237,8 +252,30 @@ def _check_values(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: train.quality_every must be 0 (off) or a number of epochs, got {t.quality_every}")
     if t.learning_rate <= 0 or (t.d_learning_rate is not None and t.d_learning_rate <= 0):
         raise ConfigError(f"{source}: train.learning_rate and train.d_learning_rate must be positive")
+    if t.clipnorm is not None and t.clipnorm <= 0:
+        raise ConfigError(f"{source}: train.clipnorm must be positive (or null for no clipping), got {t.clipnorm}")
+    if d.tokenizer not in TOKENIZERS:
+        raise ConfigError(f"{source}: data.tokenizer must be one of {', '.join(TOKENIZERS)}, got {d.tokenizer!r}")
+    _check_modality(cfg, source)
     if d.channels is not None and d.channels not in (1, 3):
         raise ConfigError(f"{source}: data.channels must be 1 or 3 (or null to keep the images' own)")
+
+
+def _check_modality(cfg: Config, source: str) -> None:
+    from aigc_tf import registry
+
+    text_model = registry.is_text(cfg.model["name"])
+    text_data = cfg.data.name in TEXT_DATASETS
+    if text_model and not text_data:
+        raise ConfigError(
+            f"{source}: model {cfg.model['name']!r} is a text model but data.name={cfg.data.name!r} is not text; "
+            f"use one of: {', '.join(TEXT_DATASETS)}"
+        )
+    if text_data and not text_model:
+        raise ConfigError(
+            f"{source}: data.name={cfg.data.name!r} is text but model {cfg.model['name']!r} is an image model; "
+            f"use one of: {', '.join(n for n in registry.MODELS if registry.is_text(n))}"
+        )
 
 
 def from_dict(raw: Any, source: str = "config") -> Config:

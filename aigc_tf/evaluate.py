@@ -119,6 +119,8 @@ def evaluate_run(run_dir, n_samples: int | None = None, iwae_k: int = 1000, seed
     run_dir = Path(run_dir)
     cfg = training.load_run_config(run_dir)
     model = training.load_model(training.final_model_path(run_dir))
+    if registry.is_text(cfg.model["name"]):
+        return evaluate_text_run(run_dir, cfg, model, n_samples, seed)
     clf = get_classifier(classifier_spec(cfg), verbose=verbose)
     r1, r2, y1, split = reference_halves(cfg, seed)
     n_real = len(r1)
@@ -153,6 +155,55 @@ def evaluate_run(run_dir, n_samples: int | None = None, iwae_k: int = 1000, seed
         x, y = binarised_test_set(cfg, seed=seed)
         result["likelihood_split"] = "test"
         result.update(evaluate_likelihood(model, x, y if model.conditional else None, k=iwae_k, seed=seed))
+    return result
+
+
+# Kneser-Ney order of the n-gram baseline, per tokenizer level.
+BASELINE_ORDER = {"char": 5, "word": 3}
+
+
+def evaluate_text_run(run_dir: Path, cfg, model, n_samples: int | None = None, seed: int = 0) -> dict:
+    """Validation perplexity (or ELBO), distinct-1/2 of samples and, for
+    language models, the Kneser-Ney baseline on the same validation tokens."""
+    from aigc_tf import registry, training
+    from aigc_tf.metrics.text import active_units, distinct_n
+
+    family = registry.family(cfg.model["name"])
+    data = training.load_data(cfg, vocabulary=model.vocabulary)
+    if data.test is None:
+        raise UserError(f"{cfg.data.name} has no validation text for data.seq_len={cfg.data.seq_len}; lower it")
+    scores = model.evaluate(data.test, return_dict=True, verbose=0)
+    result = {
+        "run_dir": str(run_dir),
+        "model": cfg.model["name"],
+        "dataset": cfg.data.name,
+        "tokenizer": cfg.data.tokenizer,
+        "vocab_size": model.vocab_size,
+        "validation_tokens": int(len(data.test_ids)),
+        "seed": seed,
+    }
+    result.update({f"val_{k}": float(v) for k, v in scores.items()})
+    n = n_samples or 100
+    prompt = cfg.train.sample_prompt if family != "text_vae" else ""
+    texts = training.sample_texts(model, prompt, n, cfg.train.sample_max_new_tokens, 1.0, seed)
+    result.update({"samples": n, "sample_prompt": prompt, "sample_temperature": 1.0})
+    result["distinct_1"] = distinct_n(texts, 1)
+    result["distinct_2"] = distinct_n(texts, 2)
+    if family == "lm":
+        from aigc_tf.metrics.ngram import KneserNey
+
+        order = BASELINE_ORDER[cfg.data.tokenizer]
+        kn = KneserNey(order, model.vocab_size).fit(data.train_ids)
+        result["ngram_order"] = order
+        result["ngram_val_perplexity"] = kn.perplexity(data.test_ids)
+        result["beats_ngram"] = bool(result["val_perplexity"] < result["ngram_val_perplexity"])
+    if family == "text_vae":
+        result["val_elbo"] = -result["val_loss"]
+        tokens = np.concatenate([x.numpy() for x, _ in data.test])[:2000]
+        means, _ = model.encode(tokens)
+        result["active_units"] = active_units(means.numpy())
+        result["latent_dim"] = model.latent_dim
+    result["example"] = texts[0]
     return result
 
 

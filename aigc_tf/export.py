@@ -12,6 +12,16 @@ Signatures (all ``tensorflow/serving/predict``):
   samples), ``decode`` (the same), ``encode(images[, labels]) -> {mean,
   log_var}``, ``reconstruct(images[, labels]) -> {images, pixels}``.
 
+* Text models: ``serving_default(prompts, max_new_tokens, temperature,
+  top_k, top_p, seed) -> {texts, token_ids}``: strings in, strings out, with
+  tokenisation and detokenisation in the graph. Every input is ``[batch]``
+  (one control per prompt; TF Serving's row format needs that), ``seed[i]``
+  alone decides row ``i``'s draws, ``temperature <= 0`` is greedy. The text
+  VAE also has ``encode(texts) -> {mean, log_var}`` and ``decode(z,
+  max_new_tokens, temperature, top_k, top_p, seed) -> {texts, token_ids}``;
+  its ``serving_default`` decodes each prompt's posterior mean (an empty
+  prompt: a prior sample from its seed).
+
 ``images`` are floats in the model's range ([-1, 1] for GANs, [0, 1] for
 VAEs); ``pixels`` are ``uint8`` in [0, 255], ready to write as PNG. Noise is
 an input (``z``), never drawn inside the graph, so a request is reproducible.
@@ -33,9 +43,26 @@ def _pixels(images, value_range: str):
     return tf.cast(tf.round(tf.clip_by_value(unit, 0.0, 1.0) * 255.0), tf.uint8)
 
 
+def _text_endpoints(model):
+    import tensorflow as tf
+
+    from aigc_tf.models.text_base import text_generation_function
+
+    fn, specs = text_generation_function(model)
+    endpoints = {"serving_default": (fn, specs)}
+    if hasattr(model, "encode_text"):
+        z_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
+        endpoints["encode"] = (model.encode_text, [tf.TensorSpec([None], tf.string, name="texts")])
+        endpoints["decode"] = (model.decode_text, [z_spec, *specs[1:]])
+    return endpoints
+
+
 def _endpoints(model):
     """``{signature name: (function, input specs)}`` for ``model``."""
     import tensorflow as tf
+
+    if hasattr(model, "generate_text"):
+        return _text_endpoints(model)
 
     z_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
     x_spec = tf.TensorSpec([None, *model.image_shape], tf.float32, name="images")
@@ -71,6 +98,7 @@ def next_version(base: Path) -> int:
 def export_model(model, export_root: str | Path, model_name: str, version: int | None = None) -> Path:
     """Write ``model`` as ``export_root/model_name/version``; returns that path."""
     import keras
+    import tensorflow as tf
 
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", model_name):
         raise RunDirError(f"model name {model_name!r} is not a plain directory name; pass --name with letters, digits, _ . -")
@@ -90,6 +118,8 @@ def export_model(model, export_root: str | Path, model_name: str, version: int |
     archive = keras.export.ExportArchive()
     archive.track(model)
     for name, (fn, specs) in _endpoints(model).items():
+        if isinstance(fn, tf.types.experimental.PolymorphicFunction):
+            fn = fn.python_function  # the archive wraps it in its own tf.function
         archive.add_endpoint(name, fn, input_signature=specs)
     archive.write_out(str(tmp), verbose=False)
     tmp.rename(target)

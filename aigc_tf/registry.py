@@ -7,6 +7,10 @@ import typing
 from typing import Any
 
 from aigc_tf.models.gan import GAN
+from aigc_tf.models.gpt import GPT
+from aigc_tf.models.lstm_lm import LSTMLanguageModel
+from aigc_tf.models.seq2seq import Seq2Seq
+from aigc_tf.models.text_vae import TextVAE
 from aigc_tf.models.vae import VAE
 
 # name: (class, preset keyword arguments). A config's `model:` section may
@@ -18,10 +22,17 @@ MODELS: dict[str, tuple[type, dict]] = {
     "mlp_vae": (VAE, {"architecture": "mlp"}),
     "conv_vae": (VAE, {"architecture": "conv"}),
     "cvae": (VAE, {"architecture": "conv", "conditional": True}),
+    "lstm_lm": (LSTMLanguageModel, {}),
+    "gpt": (GPT, {}),
+    "seq2seq": (Seq2Seq, {}),
+    "text_vae": (TextVAE, {}),
 }
 
-# Filled from the dataset (image_shape, num_classes) and the top-level seed.
-FROM_DATA = ("image_shape", "num_classes", "seed")
+# Filled from the dataset (image_shape, num_classes; vocabulary, tokenizer) and the top-level seed.
+FROM_DATA = ("image_shape", "num_classes", "vocabulary", "tokenizer", "seed")
+_FAMILIES = {GAN: "gan", VAE: "vae", LSTMLanguageModel: "lm", GPT: "lm", Seq2Seq: "seq2seq", TextVAE: "text_vae"}
+# Which batches each text family trains on (see aigc_tf.data.text.load_text_data).
+TEXT_TASKS = {"lm": "lm", "seq2seq": "pairs", "text_vae": "sentences"}
 
 
 def model_arguments(name: str) -> dict[str, tuple[Any, Any]]:
@@ -37,11 +48,26 @@ def model_arguments(name: str) -> dict[str, tuple[Any, Any]]:
 
 
 def family(name: str) -> str:
-    return {GAN: "gan", VAE: "vae"}[MODELS[name][0]]
+    """``gan``, ``vae`` (images) or ``lm``, ``seq2seq``, ``text_vae`` (text)."""
+    return _FAMILIES[MODELS[name][0]]
 
 
-def build_model(model_cfg: dict, image_shape, num_classes: int, seed: int):
-    """Instantiate the model a config's ``model:`` section describes."""
+def is_text(name: str) -> bool:
+    return family(name) in TEXT_TASKS
+
+
+def text_task(name: str) -> str:
+    return TEXT_TASKS[family(name)]
+
+
+def build_model(model_cfg: dict, seed: int, **from_data):
+    """Instantiate the model a config's ``model:`` section describes.
+
+    ``from_data``: ``image_shape`` and ``num_classes`` for image models,
+    ``vocabulary`` and ``tokenizer`` for text models.
+    """
     cls, preset = MODELS[model_cfg["name"]]
     kwargs = {**preset, **{k: v for k, v in model_cfg.items() if k != "name"}}
-    return cls(image_shape=tuple(image_shape), num_classes=num_classes, seed=seed, **kwargs)
+    if "image_shape" in from_data:
+        from_data["image_shape"] = tuple(from_data["image_shape"])
+    return cls(seed=seed, **from_data, **kwargs)

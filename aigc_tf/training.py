@@ -33,7 +33,10 @@ STATE_FILE = "state.json"
 LAST_CHECKPOINT = "last.keras"
 FINAL_MODEL = "model.keras"
 # Keys that may change between the first run and a resume of the same run.
-RESUMABLE_KEYS = {"train.epochs", "train.verbose", "train.sample_every", "train.quality_every", "train.quality_samples"}
+RESUMABLE_KEYS = {
+    "train.epochs", "train.verbose", "train.sample_every", "train.quality_every", "train.quality_samples",
+    "train.sample_prompt", "train.sample_max_new_tokens", "train.sample_temperature",
+}
 # Metrics logged only on some epochs; history.json keeps their epochs in "<key>_epochs".
 SPARSE_KEYS = ("fid", "test_elbo")
 # What `train` itself writes before the first checkpoint exists.
@@ -175,10 +178,36 @@ def value_range_of(model_name: str) -> str:
     return "tanh" if registry.family(model_name) == "gan" else "unit"
 
 
-def load_data(cfg: Config, seed_offset: int = 0):
-    from aigc_tf.data.images import load_image_data
+def load_data(cfg: Config, seed_offset: int = 0, vocabulary: list | None = None):
+    """The config's dataset: ``ImageData`` for image models, ``TextData`` for text models.
+
+    ``vocabulary``: tokenise text with a trained model's vocabulary instead of
+    building one from the training texts.
+    """
+    from aigc_tf import registry
 
     d = cfg.data
+    if registry.is_text(cfg.model["name"]):
+        from aigc_tf.data.text import load_text_data
+
+        return load_text_data(
+            d.name,
+            task=registry.text_task(cfg.model["name"]),
+            path=d.path,
+            level=d.tokenizer,
+            seq_len=d.seq_len,
+            batch_size=d.batch_size,
+            vocab_size=d.vocab_size,
+            vocabulary=vocabulary,
+            max_examples=d.max_examples,
+            data_dir=d.data_dir,
+            download=d.download,
+            unsupervised=d.unsupervised,
+            shuffle_buffer=d.shuffle_buffer,
+            seed=cfg.seed + seed_offset,
+        )
+    from aigc_tf.data.images import load_image_data
+
     return load_image_data(
         d.name,
         path=d.path,
@@ -195,18 +224,32 @@ def load_data(cfg: Config, seed_offset: int = 0):
     )
 
 
-def build_model(cfg: Config, image_shape, num_classes: int):
-    """Build and compile the configured model (call inside the strategy scope)."""
+def build_model(cfg: Config, data):
+    """Build and compile the configured model for ``data`` (call inside the strategy scope)."""
+    import keras
+
     from aigc_tf import registry
     from aigc_tf.models import common
 
+    text = registry.is_text(cfg.model["name"])
+    if text:
+        from_data = {"vocabulary": data.vocabulary, "tokenizer": data.level}
+        described = f"{len(data.vocabulary) + 2} tokens, {data.level} level"
+    else:
+        from_data = {"image_shape": data.image_shape, "num_classes": data.num_classes}
+        described = f"images {tuple(data.image_shape)}, {data.num_classes} classes"
     try:
-        model = registry.build_model(cfg.model, image_shape, num_classes, cfg.seed)
+        model = registry.build_model(cfg.model, cfg.seed, **from_data)
     except ValueError as exc:
         raise ConfigError(
-            f"model {cfg.model['name']!r} cannot be built for data {cfg.data.name!r} "
-            f"(images {tuple(image_shape)}, {num_classes} classes): {exc}"
+            f"model {cfg.model['name']!r} cannot be built for data {cfg.data.name!r} ({described}): {exc}"
         ) from None
+    context = getattr(model, "context_length", None)
+    if context is not None and cfg.data.seq_len > context:
+        raise ConfigError(
+            f"data.seq_len={cfg.data.seq_len} is longer than model.context_length={context}; "
+            "lower data.seq_len or raise model.context_length"
+        )
     t = cfg.train
     kwargs = dict(steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
     if registry.family(cfg.model["name"]) == "gan":
@@ -215,6 +258,9 @@ def build_model(cfg: Config, image_shape, num_classes: int):
             g_optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, name="g_adam"),
             **kwargs,
         )
+    elif text:
+        optimizer = keras.optimizers.Adam(t.learning_rate, beta_1=t.beta_1, beta_2=t.beta_2, clipnorm=t.clipnorm)
+        model.compile(optimizer=optimizer, **kwargs)
     else:
         model.compile(optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2), **kwargs)
     return model
@@ -245,6 +291,37 @@ def final_model_path(run_dir: str | Path) -> Path:
     raise RunDirError(f"{run_dir} has no trained model (no {FINAL_MODEL} or checkpoint); run `aigc-tf train` first")
 
 
+def sample_texts(model, prompt: str, num_samples: int, max_new_tokens: int, temperature: float, seed: int,
+                 top_k: int = 0, top_p: float = 1.0, use_cache: bool = True, fn=None) -> list[str]:
+    """``num_samples`` continuations of ``prompt``; sample ``i`` uses seed ``seed + i``.
+
+    Runs :func:`aigc_tf.models.text_base.text_generation_function`, the same
+    graph the SavedModel export serves. ``fn``: a function made earlier by it.
+    """
+    import tensorflow as tf
+
+    from aigc_tf.models.text_base import text_generation_function
+
+    if fn is None:
+        fn, _ = text_generation_function(model, use_cache=use_cache)
+    n = num_samples
+    out = fn(
+        tf.constant([prompt] * n),
+        tf.fill([n], max_new_tokens),
+        tf.fill([n], float(temperature)),
+        tf.fill([n], top_k),
+        tf.fill([n], float(top_p)),
+        tf.range(seed, seed + n, dtype=tf.int32),
+    )
+    return [t.decode("utf-8", errors="replace") for t in out["texts"].numpy()]
+
+
+def write_text_samples(path: Path, prompt: str, texts: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blocks = [f"--- sample {i + 1} (prompt {prompt!r})\n{prompt}{t}" for i, t in enumerate(texts)]
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+
+
 def sample_images(model, num_samples: int, seed: int):
     """Images in [0, 1] as numpy: the model's samples for a fixed seed."""
     from aigc_tf.viz import to_unit
@@ -256,7 +333,10 @@ def sample_images(model, num_samples: int, seed: int):
 def _callbacks(cfg: Config, run_dir: Path, history: dict, quality=None):
     import keras
 
-    from aigc_tf import viz
+    from aigc_tf import registry, viz
+
+    family = registry.family(cfg.model["name"])
+    text = registry.is_text(cfg.model["name"])
 
     class NonFiniteGuard(keras.callbacks.Callback):
         """Stop at the first NaN/Inf in *any* logged loss (TerminateOnNaN sees only ``loss``)."""
@@ -291,6 +371,22 @@ def _callbacks(cfg: Config, run_dir: Path, history: dict, quality=None):
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.time()
 
+        def _write_texts(self, n):
+            t = cfg.train
+            prompt = "" if family == "text_vae" else t.sample_prompt
+            if not hasattr(self, "generate_fn"):
+                from aigc_tf.models.text_base import text_generation_function
+
+                self.generate_fn, _ = text_generation_function(self.model)
+            max_new = t.sample_max_new_tokens
+            room = self.model.max_prompt_tokens(0)  # the context, for models that have one
+            if room is not None:
+                used = int(self.model.tokenize([prompt])[1].numpy()[0])
+                max_new = max(1, min(max_new, room - used))
+            texts = sample_texts(self.model, prompt, t.num_samples, max_new, t.sample_temperature,
+                                 cfg.seed, fn=self.generate_fn)
+            write_text_samples(run_dir / "samples" / f"epoch_{n:04d}.txt", prompt, texts)
+
         def on_epoch_end(self, epoch, logs=None):
             if guard.bad is not None:
                 return  # never checkpoint a diverged model
@@ -302,8 +398,11 @@ def _callbacks(cfg: Config, run_dir: Path, history: dict, quality=None):
                 if key in SPARSE_KEYS:
                     history.setdefault(f"{key}_epochs", []).append(n)
             if n % cfg.train.sample_every == 0 or n == cfg.train.epochs:
-                images = sample_images(self.model, cfg.train.num_samples, cfg.seed)
-                viz.save_grid(images, run_dir / "samples" / f"epoch_{n:04d}.png")
+                if text:
+                    self._write_texts(n)
+                else:
+                    images = sample_images(self.model, cfg.train.num_samples, cfg.seed)
+                    viz.save_grid(images, run_dir / "samples" / f"epoch_{n:04d}.png")
             _write_json_atomic(run_dir / "history.json", history)
             ckpt = run_dir / "checkpoints"
             ckpt.mkdir(exist_ok=True)
@@ -376,7 +475,10 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, callbacks: lis
             f"data.batch_size={cfg.data.batch_size} must be divisible by the {replicas} replicas of train.strategy=mirrored"
         )
     quality = None
-    if cfg.train.quality_every:
+    from aigc_tf import registry
+
+    # Text models log val_perplexity every epoch; the quality callback is for images.
+    if cfg.train.quality_every and not registry.is_text(cfg.model["name"]):
         # Before seeding: training the feature classifier on a cold cache must
         # not change the random state this run starts from.
         quality = quality_callback(cfg)
@@ -391,7 +493,7 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, callbacks: lis
             model = load_model(run_dir / "checkpoints" / LAST_CHECKPOINT)
             print(f"Resuming {run_dir} after epoch {initial_epoch} of {cfg.train.epochs}", flush=True)
         else:
-            model = build_model(cfg, data.image_shape, data.num_classes)
+            model = build_model(cfg, data)
     history = json.loads((run_dir / "history.json").read_text()) if initial_epoch else {}
     if initial_epoch:
         # Drop anything logged after the checkpoint (an epoch interrupted mid-save).

@@ -33,7 +33,7 @@ def measure(name: str, batch_size: int, steps: int, jit: bool) -> float:
         "benchmark",
     )
     data = training.load_data(cfg)
-    model = training.build_model(cfg, data.image_shape, data.num_classes)
+    model = training.build_model(cfg, data)
     stream = data.train.repeat()
     model.fit(stream, steps_per_epoch=3, epochs=1, verbose=0)  # trace + warm caches
     t0 = time.perf_counter()

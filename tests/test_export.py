@@ -39,7 +39,7 @@ def _feed(x, dtype):
 def test_export_round_trip_in_fresh_process(name, tmp_path):
     cfg = tiny_config(name)
     data = training.load_data(cfg)
-    model = training.build_model(cfg, data.image_shape, data.num_classes)
+    model = training.build_model(cfg, data)
     model.fit(data.train, epochs=1, steps_per_epoch=1, verbose=0)
     path = export.export_model(model, tmp_path / "exports", name)
     assert path == tmp_path / "exports" / name / "1"
@@ -81,7 +81,7 @@ def test_export_round_trip_in_fresh_process(name, tmp_path):
 def test_signatures_have_named_inputs_and_predict_method(tmp_path):
     cfg = tiny_config("cgan")
     data = training.load_data(cfg)
-    model = training.build_model(cfg, data.image_shape, data.num_classes)
+    model = training.build_model(cfg, data)
     path = export.export_model(model, tmp_path, "cgan", version=7)
     result = run_python(
         "import sys; from tensorflow.python.tools import saved_model_cli as c; "
@@ -99,7 +99,7 @@ def test_signatures_have_named_inputs_and_predict_method(tmp_path):
 def test_existing_version_is_never_overwritten(tmp_path):
     cfg = tiny_config("conv_vae")
     data = training.load_data(cfg)
-    model = training.build_model(cfg, data.image_shape, data.num_classes)
+    model = training.build_model(cfg, data)
     first = export.export_model(model, tmp_path, "vae")
     stamp = (first / "saved_model.pb").stat().st_mtime_ns
     with pytest.raises(RunDirError, match="already exists.*omit --version to use 2"):

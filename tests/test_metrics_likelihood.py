@@ -45,7 +45,7 @@ def test_bound_equals_hand_value_when_posterior_is_prior():
 def trained_vae():
     cfg = tiny_config("conv_vae", data={"max_examples": 256})
     data = training.load_data(cfg)
-    model = training.build_model(cfg, data.image_shape, data.num_classes)
+    model = training.build_model(cfg, data)
     model.fit(data.train, epochs=3, verbose=0)
     x = binarize(next(iter(data.test.unbatch().batch(64)))["images"].numpy(), seed=0)
     return model, x

@@ -19,7 +19,7 @@ MODELS = list(registry.MODELS)
 def _model_and_data(model_name, **data):
     cfg = tiny_config(model_name, data=data)
     data = training.load_data(cfg)
-    model = training.build_model(cfg, data.image_shape, data.num_classes)
+    model = training.build_model(cfg, data)
     return model, data
 
 
@@ -74,7 +74,7 @@ def test_one_fit_step_on_mocked_tfds_mnist(name):
 def test_other_gan_losses_and_several_critic_steps_train(loss):
     cfg = tiny_config("dcgan", model={"loss": loss, "d_steps": 2})
     data = training.load_data(cfg)
-    model = training.build_model(cfg, data.image_shape, data.num_classes)
+    model = training.build_model(cfg, data)
     if loss == "wgan_gp":  # batch norm would break the per-example penalty
         assert not any("batch_normalization" in type(layer).__name__.lower() for layer in model.discriminator.layers)
         assert any(isinstance(layer, keras.layers.LayerNormalization) for layer in model.discriminator.layers)
@@ -175,11 +175,11 @@ def test_resumed_training_matches_uninterrupted(name, explicit_noise, tmp_path):
         return tf.data.Dataset.from_tensor_slices(stacked).batch(cfg.data.batch_size)
 
     keras.utils.set_random_seed(0)
-    straight = training.build_model(cfg, data.image_shape, data.num_classes)
+    straight = training.build_model(cfg, data)
     straight.fit(ds(feed), epochs=1, verbose=0)
 
     keras.utils.set_random_seed(0)
-    first = training.build_model(cfg, data.image_shape, data.num_classes)
+    first = training.build_model(cfg, data)
     first.fit(ds(feed[:2]), epochs=1, verbose=0)
     first.save(tmp_path / "ckpt.keras")
     resumed = keras.models.load_model(tmp_path / "ckpt.keras")

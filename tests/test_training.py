@@ -198,7 +198,7 @@ def test_batch_size_must_split_across_replicas(tmp_path, monkeypatch):
 def test_sample_images_is_deterministic_per_seed():
     cfg = tiny_config("dcgan")
     data = training.load_data(cfg)
-    model = training.build_model(cfg, data.image_shape, data.num_classes)
+    model = training.build_model(cfg, data)
     a = training.sample_images(model, 4, seed=5)
     assert a.min() >= 0 and a.max() <= 1
     np.testing.assert_array_equal(a, training.sample_images(model, 4, seed=5))

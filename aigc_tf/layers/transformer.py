@@ -10,6 +10,7 @@ import math
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 
@@ -69,7 +70,8 @@ class CausalSelfAttention(keras.layers.Layer):
     def _attend(self, q, k, v, allowed, training):
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(self.head_dim)
         scores = ops.where(allowed, scores, ops.cast(-1e9, scores.dtype))
-        weights = self.attn_drop(ops.softmax(scores, axis=-1), training=training)
+        # tf.nn.softmax, not ops.softmax: the latter warns on the 1-key case (the first decoding step).
+        weights = self.attn_drop(tf.nn.softmax(scores, axis=-1), training=training)
         return self.out_drop(self.out(self._merge(ops.matmul(weights, v))), training=training)
 
     def call(self, x, training=False):

@@ -24,7 +24,7 @@ def one_step(strategy, name, batch, optimizer):
         keras.utils.set_random_seed(1)
         # No dropout: its masks are drawn per replica, so they cannot match.
         extra = {"dropout": 0.0} if name == "mlp_gan" else {}
-        model = registry.build_model({"name": name, **extra}, (28, 28, 1), 10, 0)
+        model = registry.build_model({"name": name, **extra}, 0, image_shape=(28, 28, 1), num_classes=10)
         if optimizer == "sgd":
             # Plain SGD: the weight change is lr * gradient, so this
             # compares the gradients of the two runs directly.

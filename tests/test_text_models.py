@@ -1,0 +1,249 @@
+"""Text models: loss at initialisation, masking, cached decoding, save/load, errors."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aigc_tf import registry
+from aigc_tf.models.text_base import masked_token_loss, text_generation_function
+
+VOCAB = [chr(c) for c in range(ord("a"), ord("z") + 1)] + [" ", ".", ","]
+V = len(VOCAB) + 2
+TINY = {
+    "lstm_lm": {"units": 32, "embed_dim": 16},
+    "gpt": {"context_length": 48, "num_layers": 2, "num_heads": 2, "embed_dim": 32, "dropout": 0.0},
+    "seq2seq": {"units": 32, "embed_dim": 16},
+    "text_vae": {"units": 32, "embed_dim": 16, "latent_dim": 4},
+}
+NAMES = list(TINY)
+
+
+def build(name, **overrides):
+    model = registry.build_model({"name": name, **TINY[name], **overrides}, 3, vocabulary=VOCAB, tokenizer="char")
+    model.compile()
+    return model
+
+
+def batch(name, rng, rows=8, length=16):
+    tokens = rng.integers(2, V, (rows, length)).astype("int32")
+    if name == "seq2seq":
+        return {"prefix": tokens, "decoder_inputs": np.pad(tokens[:, :-1], [[0, 0], [1, 0]])}, tokens
+    if name == "text_vae":
+        return tokens, tokens
+    return tokens[:, :-1], tokens[:, 1:]
+
+
+def controls(n, temperature=0.8, top_k=0, top_p=0.95, max_new=12, seed0=5):
+    return (
+        tf.fill([n], max_new),
+        tf.fill([n], float(temperature)),
+        tf.fill([n], top_k),
+        tf.fill([n], float(top_p)),
+        tf.range(seed0, seed0 + n, dtype=tf.int32),
+    )
+
+
+PROMPTS = tf.constant(["the cat", "a", "sat on the mat, the end."])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fresh_model_loss_is_about_log_vocab(name):
+    """Near-uniform predictions at initialisation: cross-entropy per token ~ ln V."""
+    model = build(name)
+    x, y = batch(name, np.random.default_rng(0), rows=32)
+    scores = model.evaluate(x, y, verbose=0, return_dict=True, batch_size=32)
+    per_token = np.log(scores["perplexity"])
+    assert abs(per_token - np.log(V)) < 0.05 * np.log(V), (name, per_token, np.log(V))
+    if name != "text_vae":
+        assert np.isclose(scores["loss"], per_token, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_fit_step_lowers_the_loss_on_that_batch(name):
+    model = build(name)
+    x, y = batch(name, np.random.default_rng(1))
+    before = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    model.fit(x, y, epochs=5, verbose=0, batch_size=8)
+    after = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    assert after < before - 1e-3, (name, before, after)
+
+
+def test_masked_loss_ignores_padding_against_float64_reference():
+    rng = np.random.default_rng(2)
+    logits = rng.standard_normal((3, 5, V)).astype("float32")
+    targets = rng.integers(2, V, (3, 5)).astype("int32")
+    targets[0, 3:] = 0
+    targets[2, 1:] = 0
+    total, count = masked_token_loss(targets, logits)
+    lg = logits.astype(np.float64)
+    log_probs = lg - np.log(np.exp(lg).sum(-1, keepdims=True))
+    mask = targets != 0
+    reference = -np.take_along_axis(log_probs, targets[..., None], -1)[..., 0][mask].sum()
+    assert count.numpy() == mask.sum() == 9
+    assert np.isclose(total.numpy(), reference, rtol=1e-6)
+    # Changing the logits of padded positions changes nothing.
+    logits[0, 4] += 100.0
+    assert np.isclose(masked_token_loss(targets, logits)[0].numpy(), total.numpy())
+
+
+def test_model_perplexity_is_exp_of_token_weighted_mean_loss():
+    """Two batches with different numbers of real tokens: the epoch value is the token-weighted mean."""
+    model = build("lstm_lm")
+    rng = np.random.default_rng(3)
+    x = rng.integers(2, V, (4, 6)).astype("int32")
+    y = x.copy()
+    y[:2, 1:] = 0  # batch 1: 2 + 2 * 1 tokens... rows 0-1 keep one token each
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+    scores = model.evaluate(ds, verbose=0, return_dict=True)
+    logits = model(x).numpy().astype(np.float64)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    mask = y != 0
+    nll = -np.take_along_axis(log_probs, np.maximum(y, 0)[..., None], -1)[..., 0]
+    reference = nll[mask].mean()
+    assert np.isclose(scores["loss"], reference, rtol=1e-5)
+    assert np.isclose(scores["perplexity"], np.exp(reference), rtol=1e-5)
+
+
+def test_gpt_cached_step_logits_equal_the_full_forward_pass():
+    model = build("gpt")
+    tokens = np.random.default_rng(4).integers(2, V, (2, 20)).astype("int32")
+    full = model(tokens).numpy()
+    ids = tf.constant(tokens)
+    step, state, _, _ = model.decoder(ids, tf.fill([2], 20), tf.fill([2], 1))
+    for t in range(20):
+        logits, state = step(ids[:, t], state)
+        np.testing.assert_allclose(logits.numpy(), full[:, t], atol=2e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cached_and_uncached_decoding_give_identical_tokens(name):
+    model = build(name)
+    for temperature in (0.0, 0.9):  # greedy and sampled
+        cached = model.generate_text(PROMPTS, *controls(3, temperature=temperature), use_cache=True)
+        uncached = model.generate_text(PROMPTS, *controls(3, temperature=temperature), use_cache=False)
+        np.testing.assert_array_equal(cached["token_ids"].numpy(), uncached["token_ids"].numpy())
+        assert cached["token_ids"].shape == (3, 12)
+
+
+def test_a_row_does_not_depend_on_the_rest_of_the_batch():
+    model = build("gpt")
+    fn, _ = text_generation_function(model)
+    together = fn(PROMPTS, *controls(3))["texts"].numpy()
+    for i in range(3):
+        max_new, temperature, top_k, top_p, seeds = controls(3)
+        alone = fn(PROMPTS[i : i + 1], max_new[:1], temperature[:1], top_k[:1], top_p[:1], seeds[i : i + 1])
+        assert alone["texts"].numpy()[0] == together[i]
+
+
+def test_per_row_controls_and_lengths():
+    model = build("lstm_lm")
+    out = model.generate_text(
+        tf.constant(["ab", "ab"]), tf.constant([3, 7]), tf.constant([0.0, 0.0]), tf.constant([0, 0]),
+        tf.constant([1.0, 1.0]), tf.constant([1, 2]),
+    )
+    ids = out["token_ids"].numpy()
+    assert ids.shape == (2, 7)
+    # Greedy rows with the same prompt agree, and row 0 stops after its 3 tokens.
+    np.testing.assert_array_equal(ids[0, :3], ids[1, :3])
+    assert (ids[0, 3:] == 0).all() and (ids[1] >= 2).all()
+    texts = [t.decode() for t in out["texts"].numpy()]
+    assert len(texts[0]) == 3 and len(texts[1]) == 7 and texts[1].startswith(texts[0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_keeps_vocabulary_and_generation(name, tmp_path):
+    model = build(name)
+    model.fit(*batch(name, np.random.default_rng(5)), epochs=1, verbose=0)
+    before = model.generate_text(PROMPTS, *controls(3))["texts"].numpy()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.vectorizer.get_vocabulary() == model.vectorizer.get_vocabulary() == ["", "[UNK]", *VOCAB]
+    np.testing.assert_array_equal(loaded.tokenize(PROMPTS)[0].numpy(), model.tokenize(PROMPTS)[0].numpy())
+    np.testing.assert_array_equal(loaded.generate_text(PROMPTS, *controls(3))["texts"].numpy(), before)
+    # Optimizer state travels too (resume).
+    assert loaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy() == 1
+
+
+def test_tokenize_detokenize_round_trip_char_and_word():
+    char = build("lstm_lm")
+    ids, lengths = char.tokenize(tf.constant(["the  cat<br />sat", "a"]))
+    assert lengths.numpy().tolist() == [11, 1]  # markup and repeated spaces cleaned to one space
+    assert char.detokenize(ids).numpy().tolist() == [b"the cat sat", b"a"]
+    words = ["the", "cat", "sat", ".", ","]
+    word = registry.build_model({"name": "lstm_lm", "units": 8}, 0, vocabulary=words, tokenizer="word")
+    ids, lengths = word.tokenize(tf.constant(["The cat, sat.", "dog"]))
+    assert lengths.numpy().tolist() == [5, 1]
+    assert ids.numpy()[1, 0] == 1  # unknown word
+    assert word.detokenize(ids[:1]).numpy().tolist() == [b"the cat, sat."]
+
+
+def test_gpt_refuses_prompts_longer_than_its_context():
+    model = build("gpt")  # context 48
+    long_prompt = tf.constant(["abcdefghij" * 4])  # 40 tokens
+    model.generate_text(long_prompt, *controls(1, max_new=8))  # 48: fits
+    with pytest.raises(tf.errors.InvalidArgumentError, match="exceed the context of 48"):
+        model.generate_text(long_prompt, *controls(1, max_new=9))
+    assert model.max_prompt_tokens(8) == 40
+
+
+def test_unknown_tokenizer_and_bad_gpt_sizes_raise():
+    with pytest.raises(ValueError, match="unknown tokenizer 'bpe'"):
+        registry.build_model({"name": "lstm_lm"}, 0, vocabulary=VOCAB, tokenizer="bpe")
+    with pytest.raises(ValueError, match="not divisible"):
+        registry.build_model({"name": "gpt", "embed_dim": 30, "num_heads": 4}, 0, vocabulary=VOCAB, tokenizer="char")
+    with pytest.raises(ValueError, match="positions"):
+        registry.build_model({"name": "gpt", "positions": "rotary"}, 0, vocabulary=VOCAB, tokenizer="char")
+
+
+def test_gpt_options_sinusoidal_and_untied():
+    for kwargs in ({"positions": "sinusoidal"}, {"tie_weights": False}):
+        model = build("gpt", **kwargs)
+        model.fit(*batch("gpt", np.random.default_rng(6)), epochs=1, verbose=0)
+        cached = model.generate_text(PROMPTS, *controls(3, temperature=0.0))["token_ids"].numpy()
+        uncached = model.generate_text(PROMPTS, *controls(3, temperature=0.0), use_cache=False)["token_ids"].numpy()
+        np.testing.assert_array_equal(cached, uncached)
+    tied = build("gpt")
+    untied = build("gpt", tie_weights=False)
+    assert untied.count_params() - tied.count_params() == 32 * V
+
+
+def test_text_vae_kl_annealing_word_dropout_prior_and_interpolation():
+    model = build("text_vae", kl_anneal_steps=4, word_dropout=0.5)
+    x, _ = batch("text_vae", np.random.default_rng(7))
+    weights = []
+    for _ in range(6):
+        logs = model.train_on_batch(x, x, return_dict=True)
+        weights.append(logs["kl_weight"])
+    # Linear warm-up over 4 steps, read before each step's update (train_on_batch resets the means).
+    assert np.allclose(weights, [0.0, 0.25, 0.5, 0.75, 1.0, 1.0], atol=1e-6)
+    assert abs(float(model.kl_weight()) - 1.0) < 1e-6
+    # Prior draws: depend only on the row's seed, and are standard normal.
+    z = model.prior_latents(tf.range(4000)).numpy()
+    assert abs(z.mean()) < 0.03 and abs(z.std() - 1.0) < 0.03
+    # (Equal up to float rounding: log/cos vectorise differently for another batch size.)
+    np.testing.assert_allclose(model.prior_latents(tf.constant([7]))[0], z[7], rtol=1e-6, atol=1e-6)
+    path = model.interpolate("the cat sat", "a dog ran", steps=4, max_new_tokens=10)
+    assert len(path) == 4 and all(isinstance(t, str) for t in path)
+    # The ends decode the two sentences' posterior means, greedily.
+    means = model.encode_text(tf.constant(["the cat sat"]))["mean"]
+    greedy = model.decode_text(means, *controls(1, temperature=0.0, max_new=10))["texts"].numpy()[0].decode()
+    assert path[0] == greedy
+
+
+def test_text_vae_word_dropout_rate():
+    model = build("text_vae", word_dropout=0.3)
+    tokens = np.random.default_rng(8).integers(2, V, (64, 32)).astype("int32")
+    seen = []
+    original = model.decode_logits
+
+    def spy(z, inputs, training=False):
+        seen.append(inputs)
+        return original(z, inputs, training)
+
+    model.decode_logits = spy
+    model.elbo_terms(tf.constant(tokens), training=True, word_dropout=0.3)
+    inputs = seen[0].numpy()
+    assert (inputs[:, 0] == 0).all()  # the start token is never dropped
+    dropped = (inputs[:, 1:] == 1).mean()
+    assert abs(dropped - 0.3) < 0.03, dropped
