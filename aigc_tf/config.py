@@ -32,6 +32,7 @@ from aigc_tf.errors import ConfigError
 
 STRATEGIES = ("default", "mirrored")
 TOKENIZERS = ("char", "word")
+LR_SCHEDULES = ("constant", "cosine")
 TEXT_DATASETS = ("embedded", "text", "imdb_reviews", "aclimdb")
 
 
@@ -82,6 +83,10 @@ class TrainConfig:
     # 0 turns it off.
     quality_every: int = 0
     quality_samples: int = 1000
+    # Learning rate schedule: constant, or cosine decay to 0 over the whole run
+    # after `warmup_steps` of linear warm-up (both for single-optimizer models).
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     # Clip each step's gradient to this global norm (null: no clipping).
     clipnorm: float | None = None
     # Text models: what the per-epoch samples (samples/epoch_NNNN.txt) start from.
@@ -252,6 +257,10 @@ def _check_values(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: train.quality_every must be 0 (off) or a number of epochs, got {t.quality_every}")
     if t.learning_rate <= 0 or (t.d_learning_rate is not None and t.d_learning_rate <= 0):
         raise ConfigError(f"{source}: train.learning_rate and train.d_learning_rate must be positive")
+    if t.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"{source}: train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {t.lr_schedule!r}")
+    if t.warmup_steps < 0:
+        raise ConfigError(f"{source}: train.warmup_steps must be 0 or more, got {t.warmup_steps}")
     if t.clipnorm is not None and t.clipnorm <= 0:
         raise ConfigError(f"{source}: train.clipnorm must be positive (or null for no clipping), got {t.clipnorm}")
     if d.tokenizer not in TOKENIZERS:

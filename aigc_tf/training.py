@@ -224,6 +224,23 @@ def load_data(cfg: Config, seed_offset: int = 0, vocabulary: list | None = None)
     )
 
 
+def learning_rate_of(cfg: Config, data):
+    """``train.learning_rate``, or a warm-up + cosine schedule over the whole run."""
+    import keras
+
+    t = cfg.train
+    if t.lr_schedule == "constant":
+        return t.learning_rate
+    steps_per_epoch = t.steps_per_epoch or int(data.train.cardinality())
+    total = max(t.epochs * steps_per_epoch - t.warmup_steps, 1)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if t.warmup_steps else t.learning_rate,
+        decay_steps=total,
+        warmup_target=t.learning_rate if t.warmup_steps else None,
+        warmup_steps=t.warmup_steps,
+    )
+
+
 def build_model(cfg: Config, data):
     """Build and compile the configured model for ``data`` (call inside the strategy scope)."""
     import keras
@@ -259,7 +276,9 @@ def build_model(cfg: Config, data):
             **kwargs,
         )
     elif text:
-        optimizer = keras.optimizers.Adam(t.learning_rate, beta_1=t.beta_1, beta_2=t.beta_2, clipnorm=t.clipnorm)
+        optimizer = keras.optimizers.Adam(
+            learning_rate_of(cfg, data), beta_1=t.beta_1, beta_2=t.beta_2, clipnorm=t.clipnorm
+        )
         model.compile(optimizer=optimizer, **kwargs)
     else:
         model.compile(optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2), **kwargs)

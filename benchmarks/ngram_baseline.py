@@ -1,14 +1,16 @@
 """Kneser-Ney baseline perplexity on the embedded corpus, on the text models' own split.
 
-    python benchmarks/ngram_baseline.py [--level char|word] [--orders 1 3 5] [--valid 20000]
-                                        [--out benchmarks/ngram_baseline.json]
+    python benchmarks/ngram_baseline.py [--level char|word] [--orders 1 3 5] [--valid N]
+                                        [--samples 3 --prompt "The "] [--out benchmarks/ngram_baseline.json]
 
 Uses exactly the tokens a text model sees from
 ``load_text_data("embedded", level=...)``: the tokenizer adapted on the
 training documents, trained on ``train_ids`` and scored on the first
-``--valid`` tokens of ``test_ids`` (documents ``i % 10 == 9``), so the
-perplexities compare directly with a model's validation perplexity. Prints a
-table and writes JSON.
+``--valid`` tokens of ``test_ids`` (all of them by default: the embedded
+corpus's deduplicated paragraphs ``i % 10 == 9``), so the perplexities
+compare directly with ``aigc-tf evaluate``'s. ``--samples`` prints text
+sampled from the highest order, for comparison with a model's samples.
+Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, nargs="+", default=[1, 3, 5])
-    parser.add_argument("--valid", type=int, default=20_000, help="score at most this many validation tokens")
+    parser.add_argument("--valid", type=int, default=0, help="score at most this many validation tokens (0: all)")
+    parser.add_argument("--samples", type=int, default=0, help="print this many samples of the highest order")
+    parser.add_argument("--prompt", default="The ")
+    parser.add_argument("--sample-tokens", type=int, default=200)
     parser.add_argument("--level", choices=["char", "word"], default="char")
     parser.add_argument("--out", default="benchmarks/ngram_baseline.json")
     args = parser.parse_args()
@@ -33,15 +38,16 @@ def main() -> None:
     from aigc_tf.metrics.ngram import KneserNey
 
     data = load_text_data("embedded", task="lm", level=args.level, seq_len=8)
-    train, valid = data.train_ids, data.test_ids[: args.valid]
+    train, valid = data.train_ids, data.test_ids[: args.valid or None]
     rows = []
     for order in args.orders:
         t0 = time.perf_counter()
-        ppl = KneserNey(order, data.vocab_size).fit(train).perplexity(valid)
+        lm = KneserNey(order, data.vocab_size).fit(train)
+        ppl = lm.perplexity(valid)
         rows.append({"order": order, "perplexity": round(ppl, 3), "seconds": round(time.perf_counter() - t0, 2)})
     meta = {
         "corpus": "embedded",
-        "split": "load_text_data: documents i % 10 == 9 are validation",
+        "split": "load_text_data: deduplicated paragraphs i % 10 == 9 are validation",
         "level": args.level,
         "vocab": data.vocab_size,
         "train_docs": len(data.train_texts),
@@ -57,6 +63,15 @@ def main() -> None:
     print("| order | perplexity | fit + score (s) |\n|---|---|---|")
     for r in rows:
         print(f"| {r['order']} | {r['perplexity']} | {r['seconds']} |")
+    if args.samples:
+        import numpy as np
+
+        vocab = np.array(["", "[UNK]", *data.vocabulary])
+        sep = "" if args.level == "char" else " "
+        prompt = [int(i) for i in data.tokenizer([args.prompt]).numpy()[0] if i]
+        for i in range(args.samples):
+            new = lm.generate(prompt, args.sample_tokens, seed=i)
+            print(f"--- {lm.order}-gram sample {i + 1} (seed {i})\n{args.prompt}{sep.join(vocab[new])}")
     with open(args.out, "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=2)
         f.write("\n")

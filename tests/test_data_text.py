@@ -130,15 +130,17 @@ def embedded_char():
 
 def test_embedded_split_is_deterministic_and_disjoint(embedded_char):
     data = embedded_char
-    docs = text.embedded_corpus()
+    docs = text.embedded_paragraphs()
     assert data.train_texts == _cleaned([d for i, d in enumerate(docs) if i % 10 != 9])
     assert data.test_texts == _cleaned([d for i, d in enumerate(docs) if i % 10 == 9])
     assert len(data.test_texts) == len(docs) // 10 and not set(data.train_texts) & set(data.test_texts)
+    # pydoc repeats sections under several topics; each paragraph is kept once.
+    assert len(docs) == len({" ".join(d.split()) for d in docs}) < sum(d.count("\n\n") + 1 for d in text.embedded_corpus())
     again = text.load_text_data("embedded", task="lm", level="char", seq_len=64, max_examples=5)
     assert again.train_texts == data.train_texts[:5] and again.test_texts == data.test_texts[:5]
-    # The streams are the documents' tokens, concatenated without padding.
-    np.testing.assert_array_equal(data.train_ids, text.token_stream(data.tokenizer, data.train_texts))
-    np.testing.assert_array_equal(data.test_ids, text.token_stream(data.tokenizer, data.test_texts))
+    # The streams are the documents' tokens joined by one space, without padding.
+    np.testing.assert_array_equal(data.train_ids, text.token_stream(data.tokenizer, [" ".join(data.train_texts)]))
+    np.testing.assert_array_equal(data.test_ids, text.token_stream(data.tokenizer, [" ".join(data.test_texts)]))
     assert data.train_ids.dtype == data.test_ids.dtype == np.int32 and data.train_ids.min() >= 1
     assert data.vocabulary == data.tokenizer.get_vocabulary()[2:] and data.vocab_size == len(data.vocabulary) + 2
 

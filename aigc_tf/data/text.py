@@ -349,7 +349,11 @@ def load_text_data(
     else:
         tokenizer = build_tokenizer(train_texts, level, max_tokens=vocab_size)
     train_doc_ids, test_doc_ids = _tokenize(tokenizer, train_texts), _tokenize(tokenizer, test_texts)
-    train_ids, test_ids = _concat(train_doc_ids), _concat(test_doc_ids)
+    # Documents are joined by a space at character level, so the stream never
+    # glues the last word of one to the first of the next.
+    vocab = tokenizer.get_vocabulary()
+    sep = vocab.index(" ") if level == "char" and " " in vocab else None
+    train_ids, test_ids = _concat(train_doc_ids, sep), _concat(test_doc_ids, sep)
 
     def pipeline(texts: list[str], doc_ids: list[np.ndarray], ids: np.ndarray, shuffle: bool):
         if task == "lm":
@@ -596,8 +600,13 @@ def _tokenize(tokenizer: keras.layers.TextVectorization, texts: list[str]) -> li
     return out
 
 
-def _concat(doc_ids: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(doc_ids).astype(np.int32) if doc_ids else np.zeros(0, np.int32)
+def _concat(doc_ids: list[np.ndarray], sep: int | None = None) -> np.ndarray:
+    """One token stream; ``sep`` (a token id) goes between consecutive documents."""
+    if not doc_ids:
+        return np.zeros(0, np.int32)
+    if sep is not None:
+        doc_ids = [part for ids in doc_ids for part in (ids, np.array([sep]))][:-1]
+    return np.concatenate(doc_ids).astype(np.int32)
 
 
 def _pad(rows: list[np.ndarray], seq_len: int) -> np.ndarray:

@@ -103,6 +103,18 @@ class KneserNey:
         ll, n = self.log_likelihood(ids)
         return math.exp(-ll / max(n, 1))
 
+    def generate(self, prompt: Sequence[int], num_tokens: int, seed: int = 0, banned: Sequence[int] = (0, 1)) -> list[int]:
+        """Sample ``num_tokens`` ids after ``prompt`` (ancestral sampling; ``banned`` ids never drawn)."""
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        ids = [int(i) for i in prompt]
+        for _ in range(num_tokens):
+            p = np.asarray(self.distribution(ids[-(self.order - 1) :] if self.order > 1 else []))
+            p[list(banned)] = 0.0
+            ids.append(int(rng.choice(len(p), p=p / p.sum())))
+        return ids[len(prompt) :]
+
     def distribution(self, context: Iterable[int]) -> list[float]:
         """``P(. | context)`` over the whole vocabulary (for tests and sampling)."""
         context = list(context)

@@ -85,6 +85,14 @@ class TextModel(common.SeedStateMixin, keras.Model):
             "seed": self.seed,
         }
 
+    @property
+    def _default_save_signature(self):
+        # Keras would trace `call` on specs guessed from `build` for the
+        # SavedModel; text models export only their explicit string signatures
+        # (aigc_tf.export), and a token-id `call` guessed as float32 of unknown
+        # rank cannot be traced (an LSTM needs a known rank).
+        return None
+
     # ------------------------------------------------------------- compile
     def compile(self, optimizer=None, **kwargs):
         super().compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), **kwargs)
@@ -139,6 +147,8 @@ class TextModel(common.SeedStateMixin, keras.Model):
         ids = tf.cast(self.vectorizer(texts), tf.int32)
         if ids.shape.rank == 1:  # a scalar string
             ids = ids[None]
+        # One trailing pad column, so a batch of empty prompts is (B, 1), never (B, 0).
+        ids = tf.pad(ids, [[0, 0], [0, 1]])
         return ids, tf.reduce_sum(tf.cast(ids != 0, tf.int32), axis=-1)
 
     def detokenize(self, ids):
