@@ -86,6 +86,13 @@ def _sample_text(args, cfg, run_dir: Path, seed: int) -> int:
     if prompt is None:
         prompt = "" if family != "lm" else cfg.train.sample_prompt
     _check_text_prompt(model, family, prompt, args.max_new_tokens)
+    if args.beam:
+        ids, lengths = model.tokenize([prompt])
+        tokens, score = model.beam_search_ids(ids, lengths, args.max_new_tokens, beam_width=args.beam)
+        text = model.detokenize(tokens).numpy()[0].decode("utf-8", errors="replace")
+        print(f"--- beam search (width {args.beam}, log-probability {float(score[0]):.2f})")
+        print((prompt if family == "lm" else "") + text)
+        return 0
     texts = training.sample_texts(model, prompt, n, args.max_new_tokens, args.temperature, seed,
                                   top_k=args.top_k, top_p=args.top_p)
     shown = prompt if family == "lm" else ""
@@ -183,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0, help="text: softmax temperature; 0 = greedy (default 1.0)")
     p.add_argument("--top-k", type=int, default=0, help="text: sample among the K most likely tokens; 0 = off (default)")
     p.add_argument("--top-p", type=float, default=1.0, help="text: nucleus sampling mass in (0, 1]; 1 = off (default)")
+    p.add_argument("--beam", type=_positive, metavar="WIDTH", help="text: beam search of this width instead of sampling")
     p.add_argument("--interpolate", metavar="TEXT_B", help="text_vae: decode points between --prompt and TEXT_B (-n steps)")
     p.set_defaults(func=cmd_sample)
 

@@ -37,3 +37,21 @@ def test_mirrored_step_matches_single_device(optimizer, tolerance):
         assert s["same_start"], name
         assert s["max_update"] > 1e-4, f"{name}: the step did not train ({s})"
         assert s["max_diff"] < tolerance, f"{name}: mirrored differs from single device ({s})"
+
+
+@pytest.mark.slow
+def test_mirrored_text_step_matches_single_device():
+    """LSTM LM, GPT, seq2seq and text VAE, SGD, rows of very different lengths per replica.
+
+    Observed max difference 3e-8. A loss divided by each replica's own token
+    count would miss by the ratio of the replicas' token counts.
+    """
+    result = run_python(str(ROOT / "tests" / "scripts" / "mirrored_text_step.py"), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(stats) == ["gpt", "lstm_lm", "seq2seq", "text_vae"]
+    for name, s in stats.items():
+        assert s["same_start"], name
+        assert s["max_update"] > 1e-3, f"{name}: the step did not train ({s})"
+        assert s["max_diff"] < 1e-6, f"{name}: mirrored differs from single device ({s})"
+        assert abs(s["loss_1"] - s["loss_2"]) < 1e-5 * abs(s["loss_1"]), f"{name}: logged loss differs ({s})"

@@ -441,3 +441,105 @@ def test_bad_arguments_raise():
         sampling.generate(step, tf.constant(0), tf.constant([3]), 2, seed=tf.constant([1, 2, 3]))
     with pytest.raises(TypeError, match="seed"):
         sampling.sample_next(LOGITS, seed=1.5)
+
+
+# --------------------------------------------------------------------------
+# Per-row seeds (sample_rows) and prompted decoding (decode_prompted)
+# --------------------------------------------------------------------------
+
+
+def _rows(n, **controls):
+    """(batch,) control tensors with defaults: plain sampling."""
+    defaults = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
+    defaults.update(controls)
+    return {
+        "temperature": tf.fill([n], float(defaults["temperature"])),
+        "top_k": tf.fill([n], int(defaults["top_k"])),
+        "top_p": tf.fill([n], float(defaults["top_p"])),
+    }
+
+
+def test_row_uniforms_are_uniform_per_row_and_identical_under_xla():
+    seeds = tf.range(2000)
+    u = sampling.row_uniforms(seeds, tf.zeros([2000], tf.int32), 64).numpy()
+    assert u.min() > 0 and u.max() < 1
+    assert abs(u.mean() - 0.5) < 0.002 and abs(u.var() - 1 / 12) < 0.001
+    # Neighbouring seeds, steps and columns are uncorrelated.
+    assert abs(np.corrcoef(u[:-1].ravel(), u[1:].ravel())[0, 1]) < 0.01
+    assert abs(np.corrcoef(u[:, :-1].ravel(), u[:, 1:].ravel())[0, 1]) < 0.01
+    other_step = sampling.row_uniforms(seeds, tf.ones([2000], tf.int32), 64).numpy()
+    assert abs(np.corrcoef(u.ravel(), other_step.ravel())[0, 1]) < 0.01
+    xla = tf.function(sampling.row_uniforms, jit_compile=True)(seeds, tf.zeros([2000], tf.int32), 64)
+    np.testing.assert_array_equal(xla.numpy(), u)
+
+
+@pytest.mark.parametrize(
+    "controls",
+    [{}, {"temperature": 0.5}, {"top_k": 2}, {"top_p": 0.7}, {"temperature": 2.0, "top_k": 3, "top_p": 0.8}],
+)
+def test_sample_rows_frequencies_match_the_filtered_distribution(controls):
+    probs = np.array([0.05, 0.4, 0.1, 0.3, 0.15])
+    n = 20000
+    logits = np.repeat(_log(probs)[None], n, axis=0)
+    # One draw per row, each row with its own seed: the frequencies over seeds.
+    draws = sampling.sample_rows(logits, tf.range(n), tf.zeros([n], tf.int32), **_rows(n, **controls)).numpy()
+    freq = np.bincount(draws, minlength=len(probs)) / n
+    expected = _filtered_probs(probs, **controls)
+    assert np.all(freq[expected == 0] == 0), (freq, expected)
+    stderr = np.sqrt(expected * (1 - expected) / n)
+    assert np.all(np.abs(freq - expected) <= 4 * stderr + 1e-12), (freq, expected)
+
+
+def test_sample_rows_zero_temperature_is_greedy_and_rows_are_independent():
+    logits = tf.constant(np.log([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3], [0.2, 0.5, 0.3]]), tf.float32)
+    seeds, step = tf.constant([1, 2, 3]), tf.zeros([3], tf.int32)
+    rows = _rows(3)
+    rows["temperature"] = tf.constant([0.0, 0.0, 1.0])
+    out = sampling.sample_rows(logits, seeds, step, **rows).numpy()
+    assert out[:2].tolist() == [1, 0]
+    # Row 2 alone, with its own seed, draws the same token as inside the batch.
+    alone = sampling.sample_rows(logits[2:], seeds[2:], step[2:], **_rows(1)).numpy()
+    assert alone[0] == out[2]
+
+
+def test_decode_prompted_forces_each_prompt_then_continues():
+    # Deterministic "model": the next token is (token + 1) mod 6, shifted past the banned ids 0 and 1.
+    table = np.full((6, 6), -10.0, np.float32)
+    for t in range(6):
+        table[t, (t + 1) % 6 if (t + 1) % 6 >= 2 else 2] = 0.0
+    calls = []
+
+    def step_fn(tokens, state):
+        calls.append(1)
+        return tf.gather(tf.constant(table), tokens), state + 1
+
+    prompt = tf.constant([[3, 4, 5, 0], [5, 0, 0, 0], [2, 2, 2, 2]])
+    lengths = tf.constant([3, 1, 4])
+    max_new = tf.constant([4, 2, 3])
+    out = sampling.decode_prompted(
+        step_fn, tf.constant(0), prompt, lengths, max_new, seeds=tf.constant([0, 1, 2]), banned_ids=(0, 1),
+        **{k: tf.constant([0.0, 0.0, 0.0]) if k == "temperature" else v for k, v in _rows(3).items()},
+    ).numpy()
+    # Row 0: after 3 4 5 comes 2 (0 and 1 banned), 3, 4, 5; row 1: 2, 3 then padding; row 2: 3, 4, 5.
+    assert out.tolist() == [[2, 3, 4, 5], [2, 3, 0, 0], [3, 4, 5, 0]]
+
+
+def test_decode_prompted_rows_do_not_depend_on_other_rows_prompt_lengths():
+    rng = np.random.default_rng(0)
+    table = tf.constant(rng.standard_normal((8, 8)), tf.float32)
+
+    def step_fn(tokens, state):
+        return tf.gather(table, tokens), state
+
+    def run(prompt, lengths, seeds):
+        n = len(seeds)
+        return sampling.decode_prompted(
+            step_fn, tf.constant(0), tf.constant(prompt), tf.constant(lengths), tf.fill([n], 6),
+            seeds=tf.constant(seeds), banned_ids=(0,), **_rows(n, temperature=1.5),
+        ).numpy()
+
+    batch = run([[3, 4, 0, 0, 0], [5, 6, 7, 2, 3]], [2, 5], [11, 12])
+    assert run([[3, 4]], [2], [11]).tolist() == batch[:1].tolist()
+    assert run([[5, 6, 7, 2, 3]], [5], [12]).tolist() == batch[1:].tolist()
+    assert (batch != 0).all()  # banned id 0 never generated
+    assert run([[3, 4]], [2], [13]).tolist() != batch[:1].tolist()  # another seed, another text

@@ -247,3 +247,22 @@ def test_text_vae_word_dropout_rate():
     assert (inputs[:, 0] == 0).all()  # the start token is never dropped
     dropped = (inputs[:, 1:] == 1).mean()
     assert abs(dropped - 0.3) < 0.03, dropped
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_beam_search_width_1_is_greedy_and_wider_beams_score_higher(name):
+    model = build(name)
+    model.fit(*batch(name, np.random.default_rng(9)), epochs=2, verbose=0)
+    ids, lengths = model.tokenize(tf.constant(["the cat"]))
+    greedy = model.generate_ids(ids, lengths, *controls(1, temperature=0.0, max_new=8))
+    beam1, score1 = model.beam_search_ids(ids, lengths, 8, beam_width=1)
+    np.testing.assert_array_equal(beam1.numpy(), greedy.numpy())
+    _, score4 = model.beam_search_ids(ids, lengths, 8, beam_width=4)
+    assert float(score4[0]) >= float(score1[0]) - 1e-5
+    # The greedy score is the sum of the greedy tokens' log-probabilities (teacher-forced, uncached).
+    if name in ("lstm_lm", "gpt"):
+        full = np.concatenate([ids.numpy()[0, :7], greedy.numpy()[0]])[None]
+        logits = model(full[:, :-1]).numpy()
+        logits[..., :2] = -1e9  # padding and unknown are never proposed
+        log_probs = tf.nn.log_softmax(logits).numpy()[0, 6:]
+        assert np.isclose(float(score1[0]), log_probs[np.arange(8), greedy.numpy()[0]].sum(), atol=1e-3)

@@ -143,7 +143,11 @@ class TextModel(common.SeedStateMixin, keras.Model):
         """Strings (B,) -> ``(ids int32 (B, P) right-padded with 0, lengths (B,))``, in-graph."""
         texts = tf.convert_to_tensor(texts, tf.string)
         if self.tokenizer == "char":
-            texts = text_data.clean_text(texts)  # the word standardizer cleans by itself
+            # Clean like the training text, but keep a trailing space: "The " and
+            # "The" ask for different continuations. (Word level: the standardizer cleans.)
+            texts = tf.strings.regex_replace(texts, r"<br\s*/?>", " ")
+            texts = tf.strings.regex_replace(texts, r"\s+", " ")
+            texts = tf.strings.regex_replace(texts, r"^ ", "")
         ids = tf.cast(self.vectorizer(texts), tf.int32)
         if ids.shape.rank == 1:  # a scalar string
             ids = ids[None]
@@ -200,6 +204,42 @@ class TextModel(common.SeedStateMixin, keras.Model):
         ids, lengths = self.tokenize(prompts)
         out = self.generate_ids(ids, lengths, max_new_tokens, temperature, top_k, top_p, seeds, use_cache)
         return {"texts": self.detokenize(out), "token_ids": out}
+
+    def beam_search_ids(self, ids, lengths, max_new_tokens: int, beam_width: int = 4, length_penalty: float = 0.0):
+        """Beam search after each prompt; returns ``(tokens int32 (B, max_new_tokens), scores (B,))``.
+
+        The prompt is fed through the cached step function up to its last
+        token (a ``tf.while_loop``; rows may differ in length), then
+        :func:`aigc_tf.sampling.beam_search` expands from that token. Padding
+        and unknown are never proposed.
+        """
+        max_new = tf.fill(tf.shape(lengths), max_new_tokens)
+        step_fn, state, prompt, prompt_len = self.decoder(ids, lengths, max_new, use_cache=True)
+        prompt_len = tf.cast(prompt_len, tf.int32)
+
+        def prefill(t, state):
+            _, new_state = step_fn(tf.gather(prompt, t, axis=1), state)
+            # Rows whose prompt has ended keep their state (and, for a shared
+            # position counter, every row advances together, so rows must be
+            # equally long: the CLI beam-searches one prompt at a time).
+            return t + 1, new_state
+
+        steps = tf.reduce_max(prompt_len) - 1
+        _, state = tf.while_loop(
+            lambda t, _: t < steps, prefill, (tf.constant(0), state),
+            shape_invariants=(tf.TensorShape([]), tf.nest.map_structure(sampling._loop_invariant, state)),
+        )
+        last = tf.gather(prompt, prompt_len - 1, batch_dims=1)
+        vocab_ids = tf.range(self.vocab_size)
+        banned = (vocab_ids[None, :] == 0) | (vocab_ids[None, :] == 1)
+
+        def banned_step(tokens, state):
+            logits, state = step_fn(tokens, state)
+            return tf.where(banned, tf.constant(-1e9, logits.dtype), logits), state
+
+        return sampling.beam_search(
+            banned_step, state, last, max_new_tokens, beam_width=beam_width, length_penalty=length_penalty
+        )
 
     def max_prompt_tokens(self, max_new_tokens: int) -> int | None:
         """Longest prompt (in tokens) that fits with ``max_new_tokens``; None = unlimited."""

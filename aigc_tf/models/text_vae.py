@@ -244,11 +244,16 @@ class TextVAE(TextModel):
         u1, u2 = u[:, : self.latent_dim], u[:, self.latent_dim :]
         return tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos(2.0 * np.pi * u2)
 
-    def decode_ids(self, z, max_new_tokens, temperature, top_k, top_p, seeds, use_cache: bool = True):
-        """Token ids (B, max(max_new_tokens)) decoded from latents ``z`` (B, latent_dim)."""
+    def decoder(self, ids, lengths, max_new_tokens, use_cache: bool = True):
+        """Decode from the posterior mean of each prompt (the prior mean, 0, for an empty one)."""
+        mean, _ = self.encode(ids)
+        z = tf.where((lengths > 0)[:, None], mean, 0.0)
+        step, state, start = self._latent_decoder(z, max_new_tokens, use_cache)
+        return step, state, start, tf.ones_like(lengths)
+
+    def _latent_decoder(self, z, max_new_tokens, use_cache: bool):
         z = tf.convert_to_tensor(z, tf.float32)
-        batch = tf.shape(z)[0]
-        start = tf.zeros(tf.stack([batch, 1]), tf.int32)
+        start = tf.zeros(tf.stack([tf.shape(z)[0], 1]), tf.int32)
         if use_cache:
 
             def step(tokens, state):
@@ -259,6 +264,12 @@ class TextVAE(TextModel):
             state = tuple(self._initial_state(z))
         else:
             step, state = self.uncached_decoder(lambda tokens: self.decode_logits(z, tokens), start, max_new_tokens)
+        return step, state, start
+
+    def decode_ids(self, z, max_new_tokens, temperature, top_k, top_p, seeds, use_cache: bool = True):
+        """Token ids (B, max(max_new_tokens)) decoded from latents ``z`` (B, latent_dim)."""
+        step, state, start = self._latent_decoder(z, max_new_tokens, use_cache)
+        batch = tf.shape(start)[0]
         return sampling.decode_prompted(
             step, state, start, tf.ones([batch], tf.int32), max_new_tokens,
             temperature=temperature, top_k=top_k, top_p=top_p, seeds=seeds, banned_ids=BANNED_IDS,
