@@ -91,14 +91,15 @@ def _sample_text(args, cfg, run_dir: Path, seed: int) -> int:
         tokens, score = model.beam_search_ids(ids, lengths, args.max_new_tokens, beam_width=args.beam)
         text = model.detokenize(tokens).numpy()[0].decode("utf-8", errors="replace")
         print(f"--- beam search (width {args.beam}, log-probability {float(score[0]):.2f})")
-        print((prompt if family == "lm" else "") + text)
+        print(model.join(prompt, text) if family == "lm" else text)
         return 0
     texts = training.sample_texts(model, prompt, n, args.max_new_tokens, args.temperature, seed,
                                   top_k=args.top_k, top_p=args.top_p)
-    shown = prompt if family == "lm" else ""
+    if family == "lm":
+        texts = [model.join(prompt, text) for text in texts]
     for i, text in enumerate(texts):
         print(f"--- sample {i + 1} (seed {seed + i})")
-        print(shown + text)
+        print(text)
     if args.out:
         training.write_text_samples(Path(args.out), prompt, texts)
         print(f"Wrote {n} samples to {args.out}")

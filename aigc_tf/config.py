@@ -55,6 +55,7 @@ class DataConfig:
     vocab_size: int | None = None  # most frequent tokens kept, incl. padding and [UNK]; null = all
     seq_len: int = 128  # LM window / seq2seq half / VAE sentence length, in tokens
     unsupervised: bool = False  # imdb: add the 50,000 unlabelled reviews to training
+    random_windows: bool = False  # language models: shift training windows randomly each epoch
 
 
 @dataclasses.dataclass
@@ -279,6 +280,11 @@ def _check_modality(cfg: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: model {cfg.model['name']!r} is a text model but data.name={cfg.data.name!r} is not text; "
             f"use one of: {', '.join(TEXT_DATASETS)}"
+        )
+    if not text_model and (cfg.train.lr_schedule != "constant" or cfg.train.clipnorm is not None):
+        raise ConfigError(
+            f"{source}: train.lr_schedule and train.clipnorm apply to text models; "
+            f"{cfg.model['name']!r} trains with a constant learning rate and no clipping"
         )
     if text_data and not text_model:
         raise ConfigError(

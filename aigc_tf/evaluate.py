@@ -172,6 +172,8 @@ def lm_perplexity(model, ids: np.ndarray, window: int, stride: int | None = None
     from aigc_tf.models.text_base import masked_token_loss
 
     stride = stride or max(window // 2, 1)
+    if not 1 <= stride <= window:
+        raise ValueError(f"stride must be in [1, window={window}], got {stride}")
     n = len(ids) - 1  # predictable targets: ids[1:]
     if n < 1:
         raise UserError("the validation text has fewer than 2 tokens; it cannot be scored")
@@ -193,7 +195,8 @@ def lm_perplexity(model, ids: np.ndarray, window: int, stride: int | None = None
     for i in range(0, len(inputs), batch_size):
         t, c = masked_token_loss(targets[i : i + batch_size], model(inputs[i : i + batch_size], training=False))
         total, count = total + float(t), count + float(c)
-    assert int(count) == n, (count, n)
+    if int(count) != n:  # every target exactly once
+        raise RuntimeError(f"scored {int(count)} of {n} tokens")
     return float(np.exp(total / count))
 
 
@@ -224,8 +227,9 @@ def evaluate_text_run(run_dir: Path, cfg, model, n_samples: int | None = None, s
     result.update({f"val_{k}": float(v) for k, v in scores.items()})
     n = n_samples or 100
     prompt = cfg.train.sample_prompt if family != "text_vae" else ""
-    texts = training.sample_texts(model, prompt, n, cfg.train.sample_max_new_tokens, 1.0, seed)
-    result.update({"samples": n, "sample_prompt": prompt, "sample_temperature": 1.0})
+    max_new = training.fit_to_context(model, prompt, cfg.train.sample_max_new_tokens)
+    texts = training.sample_texts(model, prompt, n, max_new, 1.0, seed)
+    result.update({"samples": n, "sample_prompt": prompt, "sample_temperature": 1.0, "sample_tokens": max_new})
     result["distinct_1"] = distinct_n(texts, 1)
     result["distinct_2"] = distinct_n(texts, 2)
     if family == "lm":

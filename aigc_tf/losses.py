@@ -13,7 +13,7 @@ or latent units) so ELBO numbers are in nats per example.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 from keras import ops

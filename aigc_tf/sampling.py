@@ -445,7 +445,7 @@ def row_uniforms(seeds: tf.Tensor, step: tf.Tensor, vocab: int | tf.Tensor) -> t
     Serving client gets the same text alone or batched) and are bit-identical
     with and without XLA, unlike ``tf.random.stateless_*``, whose kernels draw
     different numbers under XLA and which take one seed per call, not per row.
-    24 random bits per draw, as many as a float32 in (0, 1) holds.
+    23 random bits per draw, so every value is strictly inside (0, 1).
     """
     seeds = tf.bitwise.bitwise_and(tf.cast(seeds, tf.int64), _MASK32)[:, None]
     step = tf.bitwise.bitwise_and(tf.cast(step, tf.int64), _MASK32)[:, None]
@@ -453,8 +453,11 @@ def row_uniforms(seeds: tf.Tensor, step: tf.Tensor, vocab: int | tf.Tensor) -> t
     h = _mix32(seeds)
     h = _mix32(tf.bitwise.bitwise_xor(h, _mix32(step + 0x9E3779B)))
     h = _mix32(tf.bitwise.bitwise_xor(h, cols))
-    bits = tf.bitwise.right_shift(h, 8)  # 24 bits
-    return (tf.cast(bits, tf.float32) + 0.5) * (1.0 / (1 << 24))
+    # 23 bits: the largest value, 1 - 2**-24, is still below 1 in float32
+    # (24 bits would round (2**24 - 0.5) / 2**24 up to exactly 1.0, an
+    # infinite Gumbel draw).
+    bits = tf.bitwise.right_shift(h, 9)
+    return (tf.cast(bits, tf.float32) + 0.5) * (1.0 / (1 << 23))
 
 
 def sample_rows(

@@ -136,7 +136,13 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> int:
 
 
 def _check_same_config(run_dir: Path, cfg: Config) -> None:
-    old = _flatten(load_run_config(run_dir).to_dict())
+    old_cfg = load_run_config(run_dir)
+    if old_cfg.train.lr_schedule == "cosine" and old_cfg.train.epochs != cfg.train.epochs:
+        raise RunDirError(
+            f"{run_dir} was trained with a cosine learning rate laid out over train.epochs={old_cfg.train.epochs}; "
+            "changing epochs would continue at learning rate 0: pass --run-dir NEW for a longer run"
+        )
+    old = _flatten(old_cfg.to_dict())
     new = _flatten(cfg.to_dict())
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_KEYS)
     if diff:
@@ -203,6 +209,7 @@ def load_data(cfg: Config, seed_offset: int = 0, vocabulary: list | None = None)
             data_dir=d.data_dir,
             download=d.download,
             unsupervised=d.unsupervised,
+            random_windows=d.random_windows,
             shuffle_buffer=d.shuffle_buffer,
             seed=cfg.seed + seed_offset,
         )
@@ -267,6 +274,14 @@ def build_model(cfg: Config, data):
             f"data.seq_len={cfg.data.seq_len} is longer than model.context_length={context}; "
             "lower data.seq_len or raise model.context_length"
         )
+    if context is not None and context > cfg.data.seq_len and getattr(model, "positions", "") == "learned":
+        raise ConfigError(
+            f"model.context_length={context} is longer than data.seq_len={cfg.data.seq_len}: learned positions "
+            "beyond the training windows would never be trained; set them equal or use model.positions=sinusoidal"
+        )
+    if text and registry.family(cfg.model["name"]) == "lm":
+        # Fail now, not after the first epoch, if the sample prompt cannot be continued.
+        fit_to_context(model, cfg.train.sample_prompt, cfg.train.sample_max_new_tokens, "train.sample_prompt")
     t = cfg.train
     kwargs = dict(steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
     if registry.family(cfg.model["name"]) == "gan":
@@ -276,10 +291,9 @@ def build_model(cfg: Config, data):
             **kwargs,
         )
     elif text:
-        optimizer = keras.optimizers.Adam(
-            learning_rate_of(cfg, data), beta_1=t.beta_1, beta_2=t.beta_2, clipnorm=t.clipnorm
-        )
-        model.compile(optimizer=optimizer, **kwargs)
+        optimizer = keras.optimizers.Adam(learning_rate_of(cfg, data), beta_1=t.beta_1, beta_2=t.beta_2)
+        # Clipping in the model, not the optimizer: see TextModel.apply_clipped_gradients.
+        model.compile(optimizer=optimizer, clip_norm=t.clipnorm, **kwargs)
     else:
         model.compile(optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2), **kwargs)
     return model
@@ -335,9 +349,26 @@ def sample_texts(model, prompt: str, num_samples: int, max_new_tokens: int, temp
     return [t.decode("utf-8", errors="replace") for t in out["texts"].numpy()]
 
 
+def fit_to_context(model, prompt: str, max_new_tokens: int, what: str = "the prompt") -> int:
+    """``max_new_tokens``, lowered so that prompt + new tokens fit a GPT's context.
+
+    Raises :class:`ConfigError` if a language model's prompt is empty or
+    leaves no room for a single new token.
+    """
+    used = int(model.tokenize([prompt])[1].numpy()[0])
+    if used == 0 and model.family == "lm":
+        raise ConfigError(f"{what} {prompt!r} has no tokens; a language model needs a text to continue")
+    room = model.max_prompt_tokens(0)  # the context, for models that have one
+    if room is None:
+        return max_new_tokens
+    if room - used < 1:
+        raise ConfigError(f"{what} has {used} tokens and fills the context of {room}; shorten it")
+    return min(max_new_tokens, room - used)
+
+
 def write_text_samples(path: Path, prompt: str, texts: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    blocks = [f"--- sample {i + 1} (prompt {prompt!r})\n{prompt}{t}" for i, t in enumerate(texts)]
+    blocks = [f"--- sample {i + 1} (prompt {prompt!r})\n{t}" for i, t in enumerate(texts)]
     path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
 
 
@@ -397,14 +428,11 @@ def _callbacks(cfg: Config, run_dir: Path, history: dict, quality=None):
                 from aigc_tf.models.text_base import text_generation_function
 
                 self.generate_fn, _ = text_generation_function(self.model)
-            max_new = t.sample_max_new_tokens
-            room = self.model.max_prompt_tokens(0)  # the context, for models that have one
-            if room is not None:
-                used = int(self.model.tokenize([prompt])[1].numpy()[0])
-                max_new = max(1, min(max_new, room - used))
+            max_new = fit_to_context(self.model, prompt, t.sample_max_new_tokens)
             texts = sample_texts(self.model, prompt, t.num_samples, max_new, t.sample_temperature,
                                  cfg.seed, fn=self.generate_fn)
-            write_text_samples(run_dir / "samples" / f"epoch_{n:04d}.txt", prompt, texts)
+            write_text_samples(run_dir / "samples" / f"epoch_{n:04d}.txt", prompt,
+                               [self.model.join(prompt, t) for t in texts])
 
         def on_epoch_end(self, epoch, logs=None):
             if guard.bad is not None:
@@ -480,8 +508,23 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, callbacks: lis
     """Train ``cfg`` into ``run_dir``; returns the trained model.
 
     ``callbacks`` are extra Keras callbacks, run after the run directory's own.
+    A user error (bad data, a model that does not fit the data) in a run
+    directory this call created removes that directory again, so the fixed
+    command can reuse it; an existing run is never touched.
     """
     run_dir = Path(run_dir)
+    fresh = not run_dir.exists()
+    try:
+        return _train(cfg, run_dir, resume, callbacks)
+    except UserError as exc:
+        if fresh and not isinstance(exc, TrainingDiverged) and not (run_dir / "checkpoints").exists():
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
     initial_epoch = prepare_run_dir(run_dir, cfg, resume)
 
     import keras

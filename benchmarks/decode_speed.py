@@ -63,7 +63,7 @@ def main() -> None:
             for mode in ("uncached", "cached", "cached+xla"):
                 use_cache = mode != "uncached"
                 fn = tf.function(
-                    lambda p, ln, *c, use_cache=use_cache: model.generate_ids(p, ln, *c, use_cache=use_cache),
+                    lambda p, ln, *c, use_cache=use_cache, model=model: model.generate_ids(p, ln, *c, use_cache=use_cache),
                     jit_compile=mode.endswith("xla"),
                 )
                 tokens[mode] = fn(prompt, lengths, *controls).numpy()  # trace / compile

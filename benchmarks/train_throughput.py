@@ -73,7 +73,7 @@ def main() -> None:
             rate = measure(name, args.batch_size, args.steps, jit)
             rows.append({"model": name, "xla": jit, "batch_size": args.batch_size, "images_per_s": round(rate, 1)})
             print(f"  measured {name:9s} xla={str(jit):5s} {rate:8.1f} images/s", flush=True)
-    print(f"\n| model | XLA | batch | images/s |\n|---|---|---|---|")
+    print("\n| model | XLA | batch | images/s |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {'on' if r['xla'] else 'off'} | {r['batch_size']} | {r['images_per_s']} |")
     meta = {"cpu_count": os.cpu_count(), "machine": platform.machine(), "steps": args.steps}

@@ -357,3 +357,27 @@ def test_known_cardinality_and_padding(task):
                 _assert_right_padded(rows)
             else:
                 assert (rows != 0).all()
+
+
+def test_random_windows_shift_training_windows_but_keep_them_aligned():
+    import tensorflow as tf
+
+    tf.random.set_seed(0)
+    data = text.load_text_data("embedded", task="lm", level="char", seq_len=16, batch_size=64, max_examples=20,
+                               random_windows=True)
+    stream = data.train_ids
+    starts = []
+    for _ in range(2):  # two epochs
+        epoch = []
+        for inputs, targets in data.train:
+            for x, y in zip(inputs.numpy(), targets.numpy()):
+                # Every row is a real slice of the stream, and targets are inputs shifted by one.
+                matches = np.flatnonzero(np.all(np.lib.stride_tricks.sliding_window_view(stream, 16) == x, axis=1))
+                # (A 16-character window can occur more than once: some occurrence must continue with y.)
+                hits = [int(m) for m in matches if np.array_equal(stream[m + 1 : m + 17], y)]
+                assert hits, "targets are not the inputs shifted by one"
+                epoch.append(hits[0])
+        starts.append(sorted(epoch))
+    assert len(starts[0]) == (len(stream) - 1) // 16 - 1
+    assert {s % 16 for s in starts[0]} != {0}  # not only the fixed cut points
+    assert starts[0] != starts[1]  # new shifts each epoch

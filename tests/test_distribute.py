@@ -44,7 +44,10 @@ def test_mirrored_text_step_matches_single_device():
     """LSTM LM, GPT, seq2seq and text VAE, SGD, rows of very different lengths per replica.
 
     Observed max difference 3e-8. A loss divided by each replica's own token
-    count would miss by the ratio of the replicas' token counts.
+    count would miss by the ratio of the replicas' token counts. The LSTM LM
+    and the text VAE also clip the gradient norm (to 0.05, always active):
+    clipping each replica's share, as an optimizer's own clipnorm does, would
+    not match one device.
     """
     result = run_python(str(ROOT / "tests" / "scripts" / "mirrored_text_step.py"), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -52,6 +55,6 @@ def test_mirrored_text_step_matches_single_device():
     assert sorted(stats) == ["gpt", "lstm_lm", "seq2seq", "text_vae"]
     for name, s in stats.items():
         assert s["same_start"], name
-        assert s["max_update"] > 1e-3, f"{name}: the step did not train ({s})"
+        assert s["max_update"] > (1e-3 if s["clip_norm"] is None else 1e-4), f"{name}: the step did not train ({s})"
         assert s["max_diff"] < 1e-6, f"{name}: mirrored differs from single device ({s})"
         assert abs(s["loss_1"] - s["loss_2"]) < 1e-5 * abs(s["loss_1"]), f"{name}: logged loss differs ({s})"

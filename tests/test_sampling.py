@@ -45,6 +45,17 @@ def trigram_step(log_table):
     return step_fn
 
 
+def _rows(n, **controls):
+    """(batch,) control tensors with defaults: plain sampling."""
+    defaults = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
+    defaults.update(controls)
+    return {
+        "temperature": tf.fill([n], float(defaults["temperature"])),
+        "top_k": tf.fill([n], int(defaults["top_k"])),
+        "top_p": tf.fill([n], float(defaults["top_p"])),
+    }
+
+
 def _kept(logits):
     return np.isfinite(np.asarray(logits)).astype(int)
 
@@ -205,11 +216,17 @@ def _filtered_probs(probs, temperature=1.0, top_k=0, top_p=1.0):
         {"temperature": 2.0, "top_k": 3, "top_p": 0.8},
     ],
 )
-def test_empirical_frequencies_match_the_filtered_distribution(controls):
+@pytest.mark.parametrize("per_row_seeds", [False, True])
+def test_empirical_frequencies_match_the_filtered_distribution(controls, per_row_seeds):
     probs = np.array([0.05, 0.4, 0.1, 0.3, 0.15])
     n = 20000
     logits = np.repeat(_log(probs)[None], n, axis=0)
-    draws = sampling.sample_next(logits, seed=1234, **controls).numpy()
+    if per_row_seeds:
+        # sample_rows: one draw per row, each row with its own seed.
+        rows = _rows(n, **controls)
+        draws = sampling.sample_rows(logits, tf.range(n), tf.zeros([n], tf.int32), **rows).numpy()
+    else:
+        draws = sampling.sample_next(logits, seed=1234, **controls).numpy()
     freq = np.bincount(draws, minlength=len(probs)) / n
     expected = _filtered_probs(probs, **controls)
     assert np.all(freq[expected == 0] == 0), (freq, expected)
@@ -448,17 +465,6 @@ def test_bad_arguments_raise():
 # --------------------------------------------------------------------------
 
 
-def _rows(n, **controls):
-    """(batch,) control tensors with defaults: plain sampling."""
-    defaults = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
-    defaults.update(controls)
-    return {
-        "temperature": tf.fill([n], float(defaults["temperature"])),
-        "top_k": tf.fill([n], int(defaults["top_k"])),
-        "top_p": tf.fill([n], float(defaults["top_p"])),
-    }
-
-
 def test_row_uniforms_are_uniform_per_row_and_identical_under_xla():
     seeds = tf.range(2000)
     u = sampling.row_uniforms(seeds, tf.zeros([2000], tf.int32), 64).numpy()
@@ -471,23 +477,6 @@ def test_row_uniforms_are_uniform_per_row_and_identical_under_xla():
     assert abs(np.corrcoef(u.ravel(), other_step.ravel())[0, 1]) < 0.01
     xla = tf.function(sampling.row_uniforms, jit_compile=True)(seeds, tf.zeros([2000], tf.int32), 64)
     np.testing.assert_array_equal(xla.numpy(), u)
-
-
-@pytest.mark.parametrize(
-    "controls",
-    [{}, {"temperature": 0.5}, {"top_k": 2}, {"top_p": 0.7}, {"temperature": 2.0, "top_k": 3, "top_p": 0.8}],
-)
-def test_sample_rows_frequencies_match_the_filtered_distribution(controls):
-    probs = np.array([0.05, 0.4, 0.1, 0.3, 0.15])
-    n = 20000
-    logits = np.repeat(_log(probs)[None], n, axis=0)
-    # One draw per row, each row with its own seed: the frequencies over seeds.
-    draws = sampling.sample_rows(logits, tf.range(n), tf.zeros([n], tf.int32), **_rows(n, **controls)).numpy()
-    freq = np.bincount(draws, minlength=len(probs)) / n
-    expected = _filtered_probs(probs, **controls)
-    assert np.all(freq[expected == 0] == 0), (freq, expected)
-    stderr = np.sqrt(expected * (1 - expected) / n)
-    assert np.all(np.abs(freq - expected) <= 4 * stderr + 1e-12), (freq, expected)
 
 
 def test_sample_rows_zero_temperature_is_greedy_and_rows_are_independent():

@@ -11,7 +11,7 @@ from tests.helpers import CONFIGS, run_python
 
 TINY = {
     "lstm_lm": {"units": 32, "embed_dim": 16},
-    "gpt": {"context_length": 64, "num_layers": 1, "num_heads": 2, "embed_dim": 16},
+    "gpt": {"context_length": 32, "num_layers": 1, "num_heads": 2, "embed_dim": 16},
     "seq2seq": {"units": 32, "embed_dim": 16},
     "text_vae": {"units": 32, "embed_dim": 16, "latent_dim": 4, "kl_anneal_steps": 10},
 }
@@ -173,8 +173,8 @@ def test_text_config_errors(tmp_path, capsys):
     code = cli.main(["train", str(CONFIGS / "lstm_lm_embedded.yaml"), "--set", "data.name=text",
                      "--set", f"data.path={empty}", "--run-dir", str(tmp_path / "r2")])
     assert code == 2 and "empty" in capsys.readouterr().err
-    # Nothing is left behind for a config that failed before training.
-    assert not (tmp_path / "r").exists() or not (tmp_path / "r" / "checkpoints").exists()
+    # A run directory created by the failed command is removed again, so the fixed command can use it.
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r2").exists()
 
 
 def test_shipped_text_configs_validate():
@@ -200,3 +200,22 @@ def test_imdb_config_trains_under_tfds_mock_data(tmp_path):
         training.train(cfg, tmp_path / "run")
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert np.isfinite(history["loss"][0]) and np.isfinite(history["val_loss"][0])
+
+
+def test_cosine_runs_refuse_a_longer_resume_and_bad_sample_prompts(tmp_path):
+    from aigc_tf.errors import ConfigError, RunDirError
+
+    cfg = text_config("lstm_lm")
+    cfg.train.lr_schedule, cfg.train.warmup_steps = "cosine", 2
+    training.train(cfg, tmp_path / "run")
+    cfg.train.epochs = 2
+    with pytest.raises(RunDirError, match="cosine learning rate laid out over train.epochs=1"):
+        training.train(cfg, tmp_path / "run", resume=True)
+    gpt = text_config("gpt")
+    gpt.train.sample_prompt = "x" * 32  # fills the 32-token context
+    with pytest.raises(ConfigError, match="train.sample_prompt has 32 tokens and fills the context"):
+        training.train(gpt, tmp_path / "gpt")
+    learned = text_config("gpt")
+    learned.model["context_length"] = 128
+    with pytest.raises(ConfigError, match="learned positions"):
+        training.train(learned, tmp_path / "gpt2")

@@ -295,6 +295,7 @@ def load_text_data(
     unsupervised: bool = False,
     shuffle_buffer: int = 10000,
     seed: int = 0,
+    random_windows: bool = False,
 ) -> TextData:
     """Loads a text corpus as tokenised, batched ``tf.data`` pipelines for ``task``.
 
@@ -319,6 +320,9 @@ def load_text_data(
         unsupervised: also train on IMDb's 50,000 unlabelled reviews.
         shuffle_buffer: training shuffle buffer (capped at the number of rows).
         seed: seeds the shuffle (together with TensorFlow's global seed).
+        random_windows: task ``lm``: shift every training window by a random
+            0 to ``seq_len - 1`` tokens each time it is read (validation
+            windows stay fixed).
 
     Returns:
         A :class:`TextData`.
@@ -357,7 +361,7 @@ def load_text_data(
 
     def pipeline(texts: list[str], doc_ids: list[np.ndarray], ids: np.ndarray, shuffle: bool):
         if task == "lm":
-            examples = _lm_examples(ids, seq_len)
+            examples = _lm_examples(ids, seq_len, random_shift=shuffle and random_windows)
         elif task == "pairs":
             examples = _pair_examples(doc_ids, seq_len)
         else:
@@ -620,17 +624,26 @@ def _pad(rows: list[np.ndarray], seq_len: int) -> np.ndarray:
 # -- tasks: (number of rows, gather(batch of row indices) -> batch) ----------
 
 
-def _lm_examples(ids: np.ndarray, seq_len: int):
-    """Windows ``ids[k*L : (k+1)*L]`` -> ``ids[k*L + 1 : (k+1)*L + 1]`` with ``L = seq_len``."""
-    num = (len(ids) - 1) // seq_len
+def _lm_examples(ids: np.ndarray, seq_len: int, random_shift: bool = False):
+    """Windows ``ids[k*L : (k+1)*L]`` -> ``ids[k*L + 1 : (k+1)*L + 1]`` with ``L = seq_len``.
+
+    ``random_shift``: each window starts a random ``0 .. L-1`` tokens later,
+    drawn afresh every time it is read (one window fewer, so every shifted
+    window fits), so the model does not see the same cut points every epoch.
+    """
+    num = (len(ids) - 1) // seq_len - (1 if random_shift else 0)
     if num < 1:
         return None
     # One copy of the stream; inputs and targets are gathered from it per batch.
-    stream = tf.constant(ids[: num * seq_len + 1])
+    stream = tf.constant(ids[: (num + (1 if random_shift else 0)) * seq_len + 1])
     offsets = tf.range(seq_len, dtype=tf.int64)
 
     def gather(index):
-        index = index[:, None] * seq_len + offsets  # (B, seq_len)
+        start = index * seq_len
+        if random_shift:
+            # Stateful draw in a sequential map: reproducible from the global seed.
+            start += tf.random.uniform(tf.shape(index), 0, seq_len, dtype=tf.int64)
+        index = start[:, None] + offsets  # (B, seq_len)
         return tf.gather(stream, index), tf.gather(stream, index + 1)
 
     return num, gather

@@ -5,6 +5,7 @@ numpy and scipy, so the metrics work on features saved by any framework.
 """
 
 from aigc_tf.metrics.distances import (
+    __all__,  # noqa: E402  (one list of public names)
     classifier_score,
     feature_moments,
     frechet_distance,
@@ -12,5 +13,3 @@ from aigc_tf.metrics.distances import (
     kernel_distance,
     precision_recall,
 )
-
-from aigc_tf.metrics.distances import __all__  # noqa: E402  (one list of public names)

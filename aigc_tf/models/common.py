@@ -120,6 +120,27 @@ class LatentSamplingMixin:
         return self._images_from_latent(z, labels if self.conditional else None)
 
 
+class SingleOptimizerMixin:
+    """``compile`` with one optimizer (Adam 1e-3 by default), built at once
+    inside the strategy scope so a checkpoint restores its slots, and saved
+    with the model's execution settings."""
+
+    def compile(self, optimizer=None, **kwargs):
+        super().compile(optimizer=optimizer or adam(1e-3, beta_1=0.9), **kwargs)
+        self.optimizer.build(self.trainable_variables)
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        return {"optimizer": keras.optimizers.serialize(self.optimizer), **execution_config(self)}
+
+    def compile_from_config(self, config):
+        self.compile(
+            optimizer=keras.optimizers.deserialize(config["optimizer"]),
+            **{k: config[k] for k in EXECUTION_KEYS if k in config},
+        )
+
+
 class SeedStateMixin:
     """Save and restore the model's ``SeedGenerator`` state with its weights.
 

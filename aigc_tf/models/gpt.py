@@ -137,7 +137,8 @@ class GPT(TextModel):
             lengths + max_new_tokens, self.context_length,
             message=f"prompt tokens + max_new_tokens exceed the context of {self.context_length} tokens",
         )
-        with tf.control_dependencies([fits]):
+        nonempty = tf.debugging.assert_positive(lengths, message="empty prompt: a language model needs a prompt token")
+        with tf.control_dependencies([fits, nonempty]):
             ids = tf.identity(ids)
         if not use_cache:
             step, state = self.uncached_decoder(self, ids, max_new_tokens)

@@ -81,6 +81,9 @@ class LSTMLanguageModel(TextModel):
         return self.head(self.drop(x, training=training))  # (B, T, V)
 
     def decoder(self, ids, lengths, max_new_tokens, use_cache: bool = True):
+        nonempty = tf.debugging.assert_positive(lengths, message="empty prompt: a language model needs a prompt token")
+        with tf.control_dependencies([nonempty]):
+            ids = tf.identity(ids)
         if not use_cache:
             step, state = self.uncached_decoder(self, ids, max_new_tokens)
             return step, state, ids, lengths

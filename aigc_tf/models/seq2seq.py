@@ -36,6 +36,8 @@ class Seq2Seq(TextModel):
         >>> s2s.fit(pairs, epochs=1)
     """
 
+    family = "seq2seq"
+
     def __init__(
         self,
         vocabulary: list,

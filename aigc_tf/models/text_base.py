@@ -56,7 +56,7 @@ def masked_token_loss(targets, logits):
     return ops.sum(ce * mask), ops.sum(mask)
 
 
-class TextModel(common.SeedStateMixin, keras.Model):
+class TextModel(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Model):
     """Base class: vocabulary, tokeniser, token loss, generation. Not used on its own."""
 
     family = "lm"
@@ -76,6 +76,7 @@ class TextModel(common.SeedStateMixin, keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.perplexity_tracker = Perplexity(name="perplexity")
+        self.clip_norm = None
 
     def get_config(self):
         return {
@@ -93,23 +94,6 @@ class TextModel(common.SeedStateMixin, keras.Model):
         # rank cannot be traced (an LSTM needs a known rank).
         return None
 
-    # ------------------------------------------------------------- compile
-    def compile(self, optimizer=None, **kwargs):
-        super().compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), **kwargs)
-        # Built now (inside the strategy scope) so a checkpoint restores its slots.
-        self.optimizer.build(self.trainable_variables)
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return None
-        return {"optimizer": keras.optimizers.serialize(self.optimizer), **common.execution_config(self)}
-
-    def compile_from_config(self, config):
-        self.compile(
-            optimizer=keras.optimizers.deserialize(config["optimizer"]),
-            **{k: config[k] for k in common.EXECUTION_KEYS if k in config},
-        )
-
     # ------------------------------------------------------------ training
     @property
     def metrics(self):
@@ -124,9 +108,41 @@ class TextModel(common.SeedStateMixin, keras.Model):
         with tf.GradientTape() as tape:
             total, count = masked_token_loss(y, self(x, training=True))
             loss = total / ops.maximum(global_sum(count), 1.0)
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        self.apply_clipped_gradients(tape.gradient(loss, self.trainable_variables))
         return self._update_token_metrics(total, count)
+
+    def apply_clipped_gradients(self, grads):
+        """Apply ``grads``, first clipped to the global norm ``clip_norm`` (from ``compile``).
+
+        Under a strategy the norm must be that of the *summed* gradient, but a
+        Keras optimizer's own ``clipnorm`` clips each replica's share before
+        the sum. So the replicas sum their gradients here, clip the sum, and
+        each passes on ``1 / replicas`` of it for the optimizer's own sum.
+        """
+        if self.clip_norm:
+            grads = [tf.convert_to_tensor(g) for g in grads]  # embedding IndexedSlices -> dense
+            ctx = tf.distribute.get_replica_context()
+            replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+            if replicas > 1:
+                grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            grads, _ = tf.clip_by_global_norm(grads, self.clip_norm)
+            if replicas > 1:
+                grads = [g / replicas for g in grads]
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+
+    def compile(self, optimizer=None, clip_norm: float | None = None, **kwargs):
+        self.clip_norm = clip_norm
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None:
+            config["clip_norm"] = self.clip_norm
+        return config
+
+    def compile_from_config(self, config):
+        super().compile_from_config(config)
+        self.clip_norm = config.get("clip_norm")
 
     def test_step(self, data):
         x, y = self.split_batch(data)
@@ -163,9 +179,18 @@ class TextModel(common.SeedStateMixin, keras.Model):
             return tf.strings.reduce_join(tokens, axis=-1)
         words = tf.ragged.boolean_mask(tokens, ids != 0)
         joined = tf.strings.reduce_join(words, axis=-1, separator=" ")
-        # Undo the word standardizer's spacing around punctuation.
+        # Undo the word standardizer's spacing where it is unambiguous:
+        # before closing punctuation, after "(", and around "'" and "-"
+        # ("don ' t" -> "don't"). Double quotes stay spaced: open or close is unknown.
         joined = tf.strings.regex_replace(joined, r" ([.,!?;:)])", r"\1")
+        joined = tf.strings.regex_replace(joined, r" ?([-']) ?", r"\1")
         return tf.strings.regex_replace(joined, r"([(]) ", r"\1")
+
+    def join(self, prompt: str, continuation: str) -> str:
+        """Prompt and generated text as one string (a space between words at word level)."""
+        if self.tokenizer == "char" or not continuation or not prompt.strip():
+            return prompt + continuation
+        return prompt.rstrip() + " " + continuation
 
     # ---------------------------------------------------------- generation
     def decoder(self, ids, lengths, max_new_tokens, use_cache: bool = True):
@@ -209,9 +234,11 @@ class TextModel(common.SeedStateMixin, keras.Model):
         """Beam search after each prompt; returns ``(tokens int32 (B, max_new_tokens), scores (B,))``.
 
         The prompt is fed through the cached step function up to its last
-        token (a ``tf.while_loop``; rows may differ in length), then
-        :func:`aigc_tf.sampling.beam_search` expands from that token. Padding
-        and unknown are never proposed.
+        token (a ``tf.while_loop``), then :func:`aigc_tf.sampling.beam_search`
+        expands from that token. Every prompt in the batch must have the same
+        number of tokens (the step function advances all rows together; the
+        CLI searches one prompt at a time). Padding and unknown are never
+        proposed.
         """
         max_new = tf.fill(tf.shape(lengths), max_new_tokens)
         step_fn, state, prompt, prompt_len = self.decoder(ids, lengths, max_new, use_cache=True)
@@ -219,12 +246,13 @@ class TextModel(common.SeedStateMixin, keras.Model):
 
         def prefill(t, state):
             _, new_state = step_fn(tf.gather(prompt, t, axis=1), state)
-            # Rows whose prompt has ended keep their state (and, for a shared
-            # position counter, every row advances together, so rows must be
-            # equally long: the CLI beam-searches one prompt at a time).
             return t + 1, new_state
 
-        steps = tf.reduce_max(prompt_len) - 1
+        same = tf.debugging.assert_equal(
+            tf.reduce_min(prompt_len), tf.reduce_max(prompt_len), message="beam search: prompts must be equally long"
+        )
+        with tf.control_dependencies([same]):
+            steps = tf.reduce_max(prompt_len) - 1
         _, state = tf.while_loop(
             lambda t, _: t < steps, prefill, (tf.constant(0), state),
             shape_invariants=(tf.TensorShape([]), tf.nest.map_structure(sampling._loop_invariant, state)),
@@ -265,4 +293,5 @@ def text_generation_function(model: TextModel, use_cache: bool = True):
     def generate(prompts, max_new_tokens, temperature, top_k, top_p, seed):
         return model.generate_text(prompts, max_new_tokens, temperature, top_k, top_p, seed, use_cache=use_cache)
 
-    return tf.function(generate, input_signature=specs), specs
+    # No AutoGraph: the loops are explicit tf.while_loops already.
+    return tf.function(generate, input_signature=specs, autograph=False), specs

@@ -215,8 +215,7 @@ class TextVAE(TextModel):
             per_sentence = recon + beta * kl
             # Divide by the global batch: replica gradients then sum to one device's.
             loss = tf.reduce_sum(per_sentence) / tf.maximum(global_sum(tf.cast(tf.size(recon), tf.float32)), 1.0)
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        self.apply_clipped_gradients(tape.gradient(loss, self.trainable_variables))
         return self._update_vae_metrics(per_sentence, recon, kl, count, beta)
 
     def test_step(self, data):
@@ -257,11 +256,13 @@ class TextVAE(TextModel):
         if use_cache:
 
             def step(tokens, state):
-                x = tf.concat([self.decoder_embedding(tokens), z], axis=-1)
-                y, (h, c) = self.decoder_lstm.cell(x, list(state), training=False)
-                return self.head(y), (h, c)
+                # z rides in the state (not a closure) so beam search re-gathers it per beam.
+                h, c, z_rows = state
+                x = tf.concat([self.decoder_embedding(tokens), z_rows], axis=-1)
+                y, (h, c) = self.decoder_lstm.cell(x, [h, c], training=False)
+                return self.head(y), (h, c, z_rows)
 
-            state = tuple(self._initial_state(z))
+            state = (*self._initial_state(z), z)
         else:
             step, state = self.uncached_decoder(lambda tokens: self.decode_logits(z, tokens), start, max_new_tokens)
         return step, state, start

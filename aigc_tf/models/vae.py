@@ -11,7 +11,7 @@ from aigc_tf.models import common
 
 
 @keras.saving.register_keras_serializable(package="aigc_tf")
-class VAE(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
+class VAE(common.LatentSamplingMixin, common.SingleOptimizerMixin, common.SeedStateMixin, keras.Model):
     """MLP or convolutional VAE, optionally class-conditional (CVAE).
 
     Trains on the negative ELBO per example,
@@ -88,21 +88,6 @@ class VAE(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
             seed=self.seed,
         )
         return config
-
-    def compile(self, optimizer=None, **kwargs):
-        super().compile(optimizer=optimizer or common.adam(1e-3, beta_1=0.9), **kwargs)
-        self.optimizer.build(self.trainable_variables)
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return None
-        return {"optimizer": keras.optimizers.serialize(self.optimizer), **common.execution_config(self)}
-
-    def compile_from_config(self, config):
-        self.compile(
-            optimizer=keras.optimizers.deserialize(config["optimizer"]),
-            **{k: config[k] for k in common.EXECUTION_KEYS if k in config},
-        )
 
     @property
     def metrics(self):
