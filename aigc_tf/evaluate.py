@@ -204,6 +204,18 @@ def lm_perplexity(model, ids: np.ndarray, window: int, stride: int | None = None
 BASELINE_ORDER = {"char": 5, "word": 3}
 
 
+def continuation_perplexity(kn, pairs) -> float:
+    """An n-gram model's perplexity of every seq2seq continuation given its
+    prefix: the tokens (targets != 0) the seq2seq validation loss averages over."""
+    total, count = 0.0, 0
+    for inputs, targets in pairs:
+        for prefix, cont in zip(inputs["prefix"].numpy(), targets.numpy()):
+            prefix, cont = prefix[prefix != 0], cont[cont != 0]
+            ll, n = kn.log_likelihood(np.concatenate([prefix, cont]), start=len(prefix))
+            total, count = total + ll, count + n
+    return float(np.exp(-total / max(count, 1)))
+
+
 def evaluate_text_run(run_dir: Path, cfg, model, n_samples: int | None = None, seed: int = 0) -> dict:
     """Validation perplexity (or ELBO), distinct-1/2 of samples and, for
     language models, the Kneser-Ney baseline on the same validation tokens."""
@@ -232,15 +244,20 @@ def evaluate_text_run(run_dir: Path, cfg, model, n_samples: int | None = None, s
     result.update({"samples": n, "sample_prompt": prompt, "sample_temperature": 1.0, "sample_tokens": max_new})
     result["distinct_1"] = distinct_n(texts, 1)
     result["distinct_2"] = distinct_n(texts, 2)
-    if family == "lm":
+    if family in ("lm", "seq2seq"):
         from aigc_tf.metrics.ngram import KneserNey
 
         order = BASELINE_ORDER[cfg.data.tokenizer]
         kn = KneserNey(order, model.vocab_size).fit(data.train_ids)
-        result["val_perplexity_sliding"] = lm_perplexity(model, data.test_ids, cfg.data.seq_len)
         result["ngram_order"] = order
-        result["ngram_val_perplexity"] = kn.perplexity(data.test_ids)
-        result["beats_ngram"] = bool(result["val_perplexity_sliding"] < result["ngram_val_perplexity"])
+        if family == "lm":
+            ours = result["val_perplexity_sliding"] = lm_perplexity(model, data.test_ids, cfg.data.seq_len)
+            result["ngram_val_perplexity"] = kn.perplexity(data.test_ids)
+        else:
+            # The same tokens the seq2seq loss scores: each continuation, given its prefix.
+            ours = result["val_perplexity"]
+            result["ngram_val_perplexity"] = continuation_perplexity(kn, data.test)
+        result["beats_ngram"] = bool(ours < result["ngram_val_perplexity"])
     if family == "text_vae":
         result["val_elbo"] = -result["val_loss"]
         tokens = np.concatenate([x.numpy() for x, _ in data.test])[:2000]

@@ -51,3 +51,29 @@ def test_bad_arguments():
         KneserNey(order=0, vocab_size=3)
     with pytest.raises(ValueError, match="discount"):
         KneserNey(order=2, vocab_size=3, discount=1.0)
+
+
+def test_log_likelihood_from_start_scores_only_the_continuation(char_ids):
+    ids, vocab = char_ids
+    lm = KneserNey(order=3, vocab_size=vocab).fit(ids[:20_000])
+    seq = ids[30_000:30_050]
+    whole, n = lm.log_likelihood(seq)
+    head, k = lm.log_likelihood(seq[:20])
+    tail, m = lm.log_likelihood(seq, start=20)
+    assert (n, k, m) == (49, 19, 30)
+    assert head + tail == pytest.approx(whole, rel=1e-12)
+    # The first continuation token is conditioned on the last two prefix tokens.
+    assert lm.log_likelihood(seq[:21], start=20)[0] == pytest.approx(np.log(lm.prob(seq[18:20], seq[20])))
+
+
+def test_continuation_perplexity_scores_each_continuation_given_its_prefix():
+    import tensorflow as tf
+
+    from aigc_tf.evaluate import continuation_perplexity
+
+    lm = KneserNey(order=2, vocab_size=6, discount=0.5).fit([2, 3, 4, 2, 3, 5, 3, 4])
+    prefix = tf.constant([[2, 3, 0], [3, 0, 0]])
+    targets = tf.constant([[4, 0, 0], [2, 4, 0]])  # 0 is padding
+    pairs = [({"prefix": prefix, "decoder_inputs": targets}, targets)]
+    expected = -(np.log(lm.prob([3], 4)) + np.log(lm.prob([3], 2)) + np.log(lm.prob([2], 4))) / 3
+    assert continuation_perplexity(lm, pairs) == pytest.approx(np.exp(expected), rel=1e-12)

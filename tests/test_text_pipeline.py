@@ -50,6 +50,12 @@ def test_every_text_model_trains_and_samples_into_a_run_dir(name, tmp_path, caps
     assert (run_dir / "samples" / "epoch_0001.txt").read_text().count("--- sample") == 2
     code, out, _ = _sample(run_dir, capsys, "-n", "2", "--seed", "4")
     assert code == 0 and out.count("--- sample") == 2 and "(seed 5)" in out
+    if name == "seq2seq":
+        from aigc_tf.evaluate import evaluate_run
+
+        result = evaluate_run(run_dir, n_samples=2)
+        assert result["ngram_order"] == 5 and np.isfinite(result["ngram_val_perplexity"])
+        assert result["beats_ngram"] == (result["val_perplexity"] < result["ngram_val_perplexity"])
 
 
 def test_gpt_run_cli_sample_is_reproducible_and_seeded(gpt_run, capsys):

@@ -90,13 +90,15 @@ class KneserNey:
         d = self.discount
         return max(row.get(w, 0.0) - d, 0.0) / total + d * len(row) / total * lower
 
-    def log_likelihood(self, ids: Sequence[int]) -> tuple[float, int]:
-        """Sum of ``ln P(w_t | previous tokens)`` over ``ids[1:]`` and the number of terms."""
+    def log_likelihood(self, ids: Sequence[int], start: int = 1) -> tuple[float, int]:
+        """Sum of ``ln P(w_t | previous tokens)`` over ``ids[start:]`` and the
+        number of terms (``ids[:start]`` is context only, e.g. a seq2seq prefix)."""
         ids = [int(i) for i in ids]
+        start = max(start, 1)
         total = 0.0
-        for t in range(1, len(ids)):
+        for t in range(start, len(ids)):
             total += math.log(self.prob(ids[max(0, t - self.order + 1) : t], ids[t]))
-        return total, len(ids) - 1
+        return total, max(len(ids) - start, 0)
 
     def perplexity(self, ids: Sequence[int]) -> float:
         """``exp(-mean ln P)`` over ``ids[1:]`` (the first token has no context)."""
