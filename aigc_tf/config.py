@@ -55,7 +55,7 @@ class DataConfig:
     vocab_size: int | None = None  # most frequent tokens kept, incl. padding and [UNK]; null = all
     seq_len: int = 128  # LM window / seq2seq half / VAE sentence length, in tokens
     unsupervised: bool = False  # imdb: add the 50,000 unlabelled reviews to training
-    random_windows: bool = False  # language models: shift training windows randomly each epoch
+    random_windows: bool = False  # LMs and seq2seq: new random cut points for training rows each epoch
 
 
 @dataclasses.dataclass
@@ -290,6 +290,11 @@ def _check_modality(cfg: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: data.name={cfg.data.name!r} is text but model {cfg.model['name']!r} is an image model; "
             f"use one of: {', '.join(n for n in registry.MODELS if registry.is_text(n))}"
+        )
+    if cfg.data.random_windows and not (text_model and registry.text_task(cfg.model["name"]) in ("lm", "pairs")):
+        raise ConfigError(
+            f"{source}: data.random_windows applies to language models and seq2seq, "
+            f"not {cfg.model['name']!r}; remove it"
         )
 
 

@@ -381,3 +381,38 @@ def test_random_windows_shift_training_windows_but_keep_them_aligned():
     assert len(starts[0]) == (len(stream) - 1) // 16 - 1
     assert {s % 16 for s in starts[0]} != {0}  # not only the fixed cut points
     assert starts[0] != starts[1]  # new shifts each epoch
+
+
+def test_random_pairs_cut_chunks_anywhere_in_their_document(tmp_path):
+    import tensorflow as tf
+
+    tf.random.set_seed(0)
+    docs = [f"Document {i} says: " + "the quick brown fox jumps over a lazy dog. " * (i % 4 + 1) for i in range(40)]
+    path = _write_docs(tmp_path / "docs", docs)
+    seq_len = 6
+    kw = {"path": path, "task": "pairs", "level": "word", "seq_len": seq_len, "batch_size": 8}
+    fixed = text.load_text_data("text", **kw)
+    data = text.load_text_data("text", random_windows=True, **kw)
+    train_docs = [text.token_stream(data.tokenizer, [d]) for d in data.train_texts]
+    epochs = []
+    for _ in range(2):
+        inputs, targets = _rows(data.train)
+        # As many rows as the fixed chunks; validation rows are unchanged.
+        assert len(targets) == len(_rows(fixed.train)[1])
+        np.testing.assert_array_equal(_rows(data.test)[1], _rows(fixed.test)[1])
+        shifted = np.pad(targets[:, :-1], ((0, 0), (1, 0)))
+        np.testing.assert_array_equal(inputs["decoder_inputs"], np.where(targets != 0, shifted, 0))
+        for rows in (inputs["prefix"], targets):
+            _assert_right_padded(rows)
+        starts = []
+        for p, t in zip(inputs["prefix"], targets, strict=True):
+            p, t = p[p != 0], t[t != 0]
+            chunk = np.concatenate([p, t])
+            # A contiguous slice of one training document, as long as it can be, split in the middle.
+            hits = [(d, s) for d, ids in enumerate(train_docs) for s in range(len(ids) - len(chunk) + 1)
+                    if len(chunk) == min(2 * seq_len, len(ids)) and np.array_equal(ids[s : s + len(chunk)], chunk)]
+            assert hits and len(p) == len(chunk) // 2
+            starts.append(hits[0][1])
+        epochs.append(starts)
+    assert any(s % (2 * seq_len) for s in epochs[0])  # not only the fixed cut points
+    assert epochs[0] != epochs[1]  # new cuts each epoch

@@ -174,6 +174,9 @@ def test_text_config_errors(tmp_path, capsys):
         code = cli.main(["train", str(CONFIGS / "gpt_embedded.yaml"), "--set", override, "--run-dir", str(tmp_path / "r")])
         assert code == 2
         assert message in capsys.readouterr().err
+    code = cli.main(["train", str(CONFIGS / "text_vae_embedded.yaml"), "--set", "data.random_windows=true",
+                     "--run-dir", str(tmp_path / "r")])
+    assert code == 2 and "data.random_windows applies to language models and seq2seq" in capsys.readouterr().err
     empty = tmp_path / "empty.txt"
     empty.write_text("  \n\n ")
     code = cli.main(["train", str(CONFIGS / "lstm_lm_embedded.yaml"), "--set", "data.name=text",

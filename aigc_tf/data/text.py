@@ -321,8 +321,9 @@ def load_text_data(
         shuffle_buffer: training shuffle buffer (capped at the number of rows).
         seed: seeds the shuffle (together with TensorFlow's global seed).
         random_windows: task ``lm``: shift every training window by a random
-            0 to ``seq_len - 1`` tokens each time it is read (validation
-            windows stay fixed).
+            0 to ``seq_len - 1`` tokens each time it is read; task ``pairs``:
+            cut every training chunk at a random place in its document each
+            time it is read (validation rows stay fixed).
 
     Returns:
         A :class:`TextData`.
@@ -363,7 +364,7 @@ def load_text_data(
         if task == "lm":
             examples = _lm_examples(ids, seq_len, random_shift=shuffle and random_windows)
         elif task == "pairs":
-            examples = _pair_examples(doc_ids, seq_len)
+            examples = _pair_examples(doc_ids, seq_len, random_start=shuffle and random_windows)
         else:
             examples = _sentence_examples(tokenizer, texts, seq_len, min_tokens=2 if level == "word" else 1)
         if examples is None:
@@ -649,8 +650,15 @@ def _lm_examples(ids: np.ndarray, seq_len: int, random_shift: bool = False):
     return num, gather
 
 
-def _pair_examples(doc_ids: list[np.ndarray], seq_len: int):
-    """Chunks of up to ``2 * seq_len`` tokens of each document, split at their midpoint."""
+def _pair_examples(doc_ids: list[np.ndarray], seq_len: int, random_start: bool = False):
+    """Chunks of up to ``2 * seq_len`` tokens of each document, split at their midpoint.
+
+    ``random_start``: as many rows per document as fixed chunks, but each
+    row is drawn afresh every time it is read: a chunk of ``min(2 * seq_len,
+    len(document))`` tokens starting anywhere in its document.
+    """
+    if random_start:
+        return _random_pair_examples(doc_ids, seq_len)
     prefixes, continuations = [], []
     for ids in doc_ids:
         for start in range(0, len(ids), 2 * seq_len):
@@ -675,6 +683,40 @@ def _pair_examples(doc_ids: list[np.ndarray], seq_len: int):
         return {"prefix": p, "decoder_inputs": d}, t
 
     return len(prefix), gather
+
+
+def _random_pair_examples(doc_ids: list[np.ndarray], seq_len: int):
+    docs = [ids for ids in doc_ids if len(ids) >= 4]
+    if not docs:
+        return None
+    width = 2 * seq_len
+    # One row per fixed chunk of each document (the same count as without
+    # random starts); a row knows only its document.
+    counts = [sum(min(width, len(ids) - s) >= 4 for s in range(0, len(ids), width)) for ids in docs]
+    rows = np.repeat(np.arange(len(docs)), counts)
+    begin = np.cumsum([0] + [len(ids) for ids in docs])[:-1]
+    length = np.array([len(ids) for ids in docs])
+    stream = tf.constant(np.concatenate(docs).astype(np.int32))
+    doc_begin, doc_len = tf.constant(begin[rows], tf.int64), tf.constant(length[rows], tf.int64)
+    cols = tf.range(seq_len, dtype=tf.int64)
+
+    def gather(index):
+        start, n = tf.gather(doc_begin, index), tf.gather(doc_len, index)
+        size = tf.minimum(n, width)  # chunk length
+        # Stateful draw in a sequential map: reproducible from the global seed.
+        u = tf.random.uniform(tf.shape(index), 0.0, 1.0, dtype=tf.float64)
+        start += tf.cast(tf.floor(u * tf.cast(n - size + 1, tf.float64)), tf.int64)
+        mid = size // 2
+
+        def take(first, count):  # (B, seq_len): stream[first + j] for j < count, else 0
+            keep = cols[None] < count[:, None]
+            return tf.where(keep, tf.gather(stream, tf.where(keep, first[:, None] + cols, 0)), 0)
+
+        prefix, targets = take(start, mid), take(start + mid, size - mid)
+        decoder_inputs = tf.where(targets != 0, tf.pad(targets[:, :-1], [[0, 0], [1, 0]]), 0)
+        return {"prefix": prefix, "decoder_inputs": decoder_inputs}, targets
+
+    return len(rows), gather
 
 
 def split_sentences(text: str) -> list[str]:
