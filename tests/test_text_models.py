@@ -297,3 +297,25 @@ def test_word_level_join_and_punctuation():
     assert model.detokenize(ids).numpy()[0].decode() == "the film (well-made). don't"
     assert model.join("the film", "was good") == "the film was good"
     assert build("lstm_lm").join("The ", "cat") == "The cat"
+
+
+@pytest.mark.parametrize("name", ["lstm_lm", "seq2seq"])
+def test_dropout_acts_in_training_only_and_is_saved(name, tmp_path):
+    model = build(name, dropout=0.5)
+    x, _ = batch(name, np.random.default_rng(4), rows=4)
+    inference = [model(x, training=False).numpy() for _ in range(2)]
+    np.testing.assert_array_equal(*inference)
+    assert not np.allclose(model(x, training=True).numpy(), inference[0])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.get_config()["dropout"] == 0.5
+    np.testing.assert_allclose(loaded(x, training=False).numpy(), inference[0], atol=1e-6)
+
+
+def test_seq2seq_encoder_skips_prefix_padding():
+    model = build("seq2seq")
+    prefix = np.random.default_rng(5).integers(2, V, (2, 6)).astype("int32")
+    padded = np.pad(prefix, [[0, 0], [0, 5]])
+    for a, b in zip(model.encode(prefix), model.encode(padded), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    assert not np.allclose(model.encode(prefix[:, :5])[0].numpy(), model.encode(prefix)[0].numpy())

@@ -28,6 +28,7 @@ class Seq2Seq(TextModel):
         tokenizer: ``"char"`` or ``"word"``.
         embed_dim: token embedding size (encoder and decoder each have one).
         units: LSTM width.
+        dropout: dropout on both embeddings and on the decoder's outputs in training.
         seed: initial seed of the model's ``SeedGenerator``.
 
     Example:
@@ -44,12 +45,15 @@ class Seq2Seq(TextModel):
         tokenizer: str = "char",
         embed_dim: int = 64,
         units: int = 128,
+        dropout: float = 0.0,
         seed: int | None = None,
         **kwargs,
     ):
         super().__init__(vocabulary, tokenizer, seed, **kwargs)
         self.embed_dim = embed_dim
         self.units = units
+        self.dropout = dropout
+        self.drop = keras.layers.Dropout(dropout)
         self.encoder_embedding = keras.layers.Embedding(self.vocab_size, embed_dim, mask_zero=True)
         self.encoder = keras.layers.LSTM(units, return_state=True, name="encoder")
         self.decoder_embedding = keras.layers.Embedding(self.vocab_size, embed_dim)
@@ -66,18 +70,19 @@ class Seq2Seq(TextModel):
         self.built = True
 
     def get_config(self):
-        return {**super().get_config(), "embed_dim": self.embed_dim, "units": self.units}
+        return {**super().get_config(), "embed_dim": self.embed_dim, "units": self.units, "dropout": self.dropout}
 
     def encode(self, prefix, training=False):
-        """Prefix ids (B, S) -> the encoder's final ``[h, c]``."""
-        _, h, c = self.encoder(self.encoder_embedding(prefix), training=training)
+        """Prefix ids (B, S) -> the encoder's final ``[h, c]`` (padding skipped)."""
+        x = self.drop(self.encoder_embedding(prefix), training=training)
+        _, h, c = self.encoder(x, mask=tf.not_equal(prefix, 0), training=training)
         return [h, c]
 
     def call(self, inputs, training=False):
         states = self.encode(inputs["prefix"], training)
-        x = self.decoder_embedding(inputs["decoder_inputs"])
+        x = self.drop(self.decoder_embedding(inputs["decoder_inputs"]), training=training)
         y, _, _ = self.decoder_lstm(x, initial_state=states, training=training)
-        return self.head(y)  # (B, T, V)
+        return self.head(self.drop(y, training=training))  # (B, T, V)
 
     def decoder(self, ids, lengths, max_new_tokens, use_cache: bool = True):
         batch = tf.shape(ids)[0]
