@@ -513,6 +513,40 @@ def _is_mocked(builder: Any) -> bool:
     return getattr(method, "__module__", "").startswith("tensorflow_datasets.testing")
 
 
+def prepared_tfds_builder(name: str, data_dir: str | None, download: bool, host: tuple[str, int], get_it: str):
+    """A tfds builder for ``name`` that is prepared (or mocked), downloading it
+    only if ``download`` and ``host`` (``(hostname, port)``) is reachable; every
+    failure is a :class:`DataError` ending in ``get_it`` (how to get the data)."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as err:  # tfds raises many types for a bad data_dir
+        raise DataError(
+            f"cannot open tfds dataset '{name}' in data_dir={data_dir!r} ({err}); {get_it}"
+        ) from err
+    if not _is_mocked(builder) and not builder.is_prepared():
+        where = builder.data_dir
+        if not download:
+            raise DataError(
+                f"dataset '{name}' is not prepared in {where} and data.download is false: {get_it}"
+            )
+        hostname, port = host
+        # Without this check tfds retries an offline download for minutes.
+        if not _can_download(hostname, port):
+            raise DataError(
+                f"dataset '{name}' is not prepared in {where} and cannot be downloaded "
+                f"offline ({hostname}:{port} unreachable): {get_it}"
+            )
+        try:
+            builder.download_and_prepare()
+        except Exception as err:  # network, disk, missing optional deps, ...
+            raise DataError(
+                f"downloading tfds dataset '{name}' into {where} failed ({err!r}): {get_it}"
+            ) from err
+    return builder
+
+
 def _load_tfds(
     name: str, *, data_dir: str | None, download: bool, max_examples: int | None
 ) -> _Source:
@@ -523,32 +557,7 @@ def _load_tfds(
         "machine with network and copy ~/tensorflow_datasets here (or point data.data_dir at "
         "the copy), or use data.name=npz with data.path=mnist.npz"
     )
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as err:  # tfds raises many types for a bad data_dir
-        raise DataError(
-            f"cannot open tfds dataset '{name}' in data_dir={data_dir!r} ({err}); {get_it}"
-        ) from err
-
-    if not _is_mocked(builder) and not builder.is_prepared():
-        where = builder.data_dir
-        if not download:
-            raise DataError(
-                f"dataset '{name}' is not prepared in {where} and data.download is false: {get_it}"
-            )
-        host, port = _DOWNLOAD_HOSTS[name]
-        # Without this check tfds retries an offline download for minutes.
-        if not _can_download(host, port):
-            raise DataError(
-                f"dataset '{name}' is not prepared in {where} and cannot be downloaded "
-                f"offline ({host}:{port} unreachable): {get_it}"
-            )
-        try:
-            builder.download_and_prepare()
-        except Exception as err:  # network, disk, missing optional deps, ...
-            raise DataError(
-                f"downloading tfds dataset '{name}' into {where} failed ({err!r}): {get_it}"
-            ) from err
+    builder = prepared_tfds_builder(name, data_dir, download, _DOWNLOAD_HOSTS[name], get_it)
 
     def read(split: str) -> _Split:
         ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)

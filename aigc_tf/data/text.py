@@ -108,6 +108,17 @@ def embedded_paragraphs() -> list[str]:
     return out
 
 
+def _read_utf8(files, fix: str) -> list[str]:
+    """The files' text; a file that is not UTF-8 is a :class:`DataError` saying ``fix``."""
+    texts = []
+    for f in files:
+        try:
+            texts.append(f.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise DataError(f"{f} is not UTF-8 text; {fix}") from None
+    return texts
+
+
 def clean_text(texts):
     """Remove IMDb's ``<br />`` markup and collapse runs of whitespace (in-graph)."""
     texts = tf.strings.regex_replace(texts, r"<br\s*/?>", " ")
@@ -126,12 +137,7 @@ def read_text_files(path: str | Path) -> list[str]:
             raise DataError(f"no .txt files in {path}; put UTF-8 text files there or set data.path to one file")
     else:
         raise DataError(f"text path {path} does not exist; set data.path to a .txt file or a folder of them")
-    texts = []
-    for f in files:
-        try:
-            texts.append(f.read_text(encoding="utf-8"))
-        except UnicodeDecodeError:
-            raise DataError(f"{f} is not UTF-8 text; convert it or remove it from {path}") from None
+    texts = _read_utf8(files, f"convert it or remove it from {path}")
     if not any(t.strip() for t in texts):
         raise DataError(f"the text in {path} is empty; a language model needs some text to learn from")
     return texts
@@ -515,13 +521,7 @@ def _load_aclimdb(path: str | None, *, unsupervised: bool, limit: int | None) ->
 
     def read(subs: list[str]) -> list[str]:
         paths = _round_robin([files(sub) for sub in subs])[:limit]
-        texts = []
-        for f in paths:
-            try:
-                texts.append(f.read_text(encoding="utf-8"))
-            except UnicodeDecodeError:
-                raise DataError(f"{f} is not UTF-8 text; replace it with the file from the original archive") from None
-        return texts
+        return _read_utf8(paths, "replace it with the file from the original archive")
 
     train_subs = ["train/pos", "train/neg"] + (["train/unsup"] if unsupervised else [])
     return read(train_subs), read(["test/pos", "test/neg"])
@@ -532,32 +532,14 @@ def _load_imdb_tfds(
 ) -> tuple[list[str], list[str]]:
     import tensorflow_datasets as tfds  # heavy; only this source needs it
 
-    from aigc_tf.data.images import _can_download, _is_mocked
+    from aigc_tf.data.images import prepared_tfds_builder
 
     get_it = (
         "run `python -c 'import tensorflow_datasets as tfds; tfds.load(\"imdb_reviews\")'` on a machine with "
         "network and copy ~/tensorflow_datasets here (or point data.data_dir at the copy), or download "
         f"{_ACLIMDB_URL}, extract it and set data.name=aclimdb data.path=<the aclImdb folder>"
     )
-    try:
-        builder = tfds.builder(_IMDB_TFDS, data_dir=data_dir)
-    except Exception as err:  # tfds raises many types for a bad data_dir
-        raise DataError(f"cannot open tfds dataset 'imdb_reviews' in data_dir={data_dir!r} ({err}); {get_it}") from err
-    if not _is_mocked(builder) and not builder.is_prepared():
-        where = builder.data_dir
-        if not download:
-            raise DataError(f"dataset 'imdb_reviews' is not prepared in {where} and data.download is false: {get_it}")
-        host, port = _IMDB_HOST
-        # Without this check tfds retries an offline download for minutes.
-        if not _can_download(host, port):
-            raise DataError(
-                f"dataset 'imdb_reviews' is not prepared in {where} and cannot be downloaded offline "
-                f"({host}:{port} unreachable): {get_it}"
-            )
-        try:
-            builder.download_and_prepare()
-        except Exception as err:  # network, disk, missing optional deps, ...
-            raise DataError(f"downloading tfds dataset 'imdb_reviews' into {where} failed ({err!r}): {get_it}") from err
+    builder = prepared_tfds_builder(_IMDB_TFDS, data_dir, download, _IMDB_HOST, get_it)
 
     def read(split: str) -> list[str]:
         ds = builder.as_dataset(split=split, shuffle_files=False).map(lambda ex: ex["text"])
