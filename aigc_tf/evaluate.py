@@ -209,7 +209,7 @@ def continuation_perplexity(kn, pairs) -> float:
     prefix: the tokens (targets != 0) the seq2seq validation loss averages over."""
     total, count = 0.0, 0
     for inputs, targets in pairs:
-        for prefix, cont in zip(inputs["prefix"].numpy(), targets.numpy()):
+        for prefix, cont in zip(inputs["prefix"].numpy(), targets.numpy(), strict=True):
             prefix, cont = prefix[prefix != 0], cont[cont != 0]
             ll, n = kn.log_likelihood(np.concatenate([prefix, cont]), start=len(prefix))
             total, count = total + ll, count + n
@@ -218,7 +218,8 @@ def continuation_perplexity(kn, pairs) -> float:
 
 def evaluate_text_run(run_dir: Path, cfg, model, n_samples: int | None = None, seed: int = 0) -> dict:
     """Validation perplexity (or ELBO), distinct-1/2 of samples and, for
-    language models, the Kneser-Ney baseline on the same validation tokens."""
+    language models and seq2seq, the Kneser-Ney baseline on the same
+    validation tokens."""
     from aigc_tf import registry, training
     from aigc_tf.metrics.text import active_units, distinct_n
 
