@@ -9,6 +9,7 @@ line and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -19,10 +20,49 @@ EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 
 
-def _quiet_tensorflow() -> None:
-    # Hide TF's C++ info/warning chatter (oneDNN, cpu features) unless the
-    # user asked for it; errors still show.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _verbose(flag: bool) -> bool:
+    return flag or os.environ.get("AIGC_TF_VERBOSE", "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def _quiet_stderr(quiet: bool):
+    """Send the process's file descriptor 2 to /dev/null inside the block.
+
+    TensorFlow's C++ start-up lines (absl's "before InitializeLog", CUDA stub
+    and cuInit notices on a machine without a GPU, oneDNN, CPU features) are
+    written straight to fd 2 during ``import tensorflow`` and the first device
+    set-up, and ``TF_CPP_MIN_LOG_LEVEL`` does not hide all of them. Python
+    exceptions still propagate and are printed after the block.
+    """
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def start_tensorflow(verbose: bool = False, cpu_devices: int = 1) -> None:
+    """Import TensorFlow and set up its devices (``cpu_devices`` logical CPUs for a
+    mirrored run without a GPU), quietly unless ``verbose``."""
+    quiet = not _verbose(verbose)
+    if quiet:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _quiet_stderr(quiet):
+        import tensorflow as tf
+
+        from aigc_tf.training import configure_cpu_devices
+
+        # Logical CPU devices must exist before TensorFlow runs its first op.
+        configure_cpu_devices(cpu_devices)
+        tf.config.list_logical_devices()
 
 
 def _default_run_dir(config_path: str) -> Path:
@@ -32,31 +72,23 @@ def _default_run_dir(config_path: str) -> Path:
 def cmd_train(args) -> int:
     from aigc_tf.config import load_config
 
-    cfg = load_config(args.config, args.set or [])
+    cfg = load_config(args.config, [item for group in (args.set or []) for item in group])
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.config)
-    from aigc_tf.training import configure_cpu_devices, train
-
-    if cfg.train.strategy == "mirrored":
-        # Logical CPU devices must exist before TensorFlow runs its first op.
-        configure_cpu_devices(cfg.train.cpu_devices)
+    start_tensorflow(args.verbose, cfg.train.cpu_devices if cfg.train.strategy == "mirrored" else 1)
+    from aigc_tf.training import train
 
     train(cfg, run_dir, resume=args.resume)
     print(f"Finished: {run_dir} (model.keras, samples/, history.json)")
     return 0
 
 
-def _check_text_prompt(model, family: str, prompt: str, max_new_tokens: int) -> None:
-    """Refuse, before any decoding, a prompt the model cannot continue."""
+def _text_budget(model, family: str, prompt: str, max_new_tokens: int | None) -> int:
+    """Refuse, before any decoding, a prompt the model cannot continue; return the new-token count."""
     ids, lengths = model.tokenize([prompt])
     n = int(lengths.numpy()[0])
     if n == 0 and family == "lm":
         raise UserError("--prompt is empty (no known tokens); a language model continues a text: pass --prompt 'TEXT'")
-    limit = model.max_prompt_tokens(max_new_tokens)
-    if limit is not None and n > limit:
-        raise UserError(
-            f"the prompt has {n} tokens, but the context of {model.context_length} tokens leaves room for "
-            f"{max(limit, 0)} with --max-new-tokens {max_new_tokens}; shorten the prompt or lower --max-new-tokens"
-        )
+    return model.new_token_budget(n, max_new_tokens, "--max-new-tokens")
 
 
 def _sample_text(args, cfg, run_dir: Path, seed: int) -> int:
@@ -78,22 +110,23 @@ def _sample_text(args, cfg, run_dir: Path, seed: int) -> int:
             raise UserError("--interpolate needs a text_vae run")
         if args.prompt is None:
             raise UserError("--interpolate TEXT_B needs --prompt TEXT_A: it walks from one to the other")
+        max_new = model.new_token_budget(0, args.max_new_tokens, "--max-new-tokens")
         for i, line in enumerate(model.interpolate(args.prompt, args.interpolate, steps=max(n, 2),
-                                                   max_new_tokens=args.max_new_tokens)):
+                                                   max_new_tokens=max_new)):
             print(f"[{i}] {line}")
         return 0
     prompt = args.prompt
     if prompt is None:
         prompt = "" if family != "lm" else cfg.train.sample_prompt
-    _check_text_prompt(model, family, prompt, args.max_new_tokens)
+    max_new = _text_budget(model, family, prompt, args.max_new_tokens)
     if args.beam:
         ids, lengths = model.tokenize([prompt])
-        tokens, score = model.beam_search_ids(ids, lengths, args.max_new_tokens, beam_width=args.beam)
+        tokens, score = model.beam_search_ids(ids, lengths, max_new, beam_width=args.beam)
         text = model.detokenize(tokens).numpy()[0].decode("utf-8", errors="replace")
         print(f"--- beam search (width {args.beam}, log-probability {float(score[0]):.2f})")
         print(model.join(prompt, text) if family == "lm" else text)
         return 0
-    texts = training.sample_texts(model, prompt, n, args.max_new_tokens, args.temperature, seed,
+    texts = training.sample_texts(model, prompt, n, max_new, args.temperature, seed,
                                   top_k=args.top_k, top_p=args.top_p)
     if family == "lm":
         texts = [model.join(prompt, text) for text in texts]
@@ -172,11 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aigc-tf",
         description="Train, sample and export Keras 3 / TensorFlow generative models from YAML configs.",
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up log lines (also: AIGC_TF_VERBOSE=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a config into a run directory (resumes an interrupted run)")
     p.add_argument("config", help="YAML config, e.g. configs/dcgan_digits.yaml")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5 (repeatable)")
+    p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
+                   help="override config keys, e.g. --set train.epochs=5 data.batch_size=32 (repeatable)")
     p.add_argument("--run-dir", help="run directory (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="train a finished run further (with a larger train.epochs)")
     p.set_defaults(func=cmd_train)
@@ -187,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed (default: the run's seed); same seed, same output; text sample i uses SEED+i")
     p.add_argument("--out", help="images: output PNG (default: RUN_DIR/samples/sample_seed<S>_n<N>.png); text: also write a .txt")
     p.add_argument("--prompt", help="text: the text to continue (text_vae: to encode and decode; empty: prior sample)")
-    p.add_argument("--max-new-tokens", type=_positive, default=200, help="text: tokens to generate (default 200)")
+    p.add_argument("--max-new-tokens", type=_positive,
+                   help="text: tokens to generate (default 200, or what the model's context leaves after the prompt)")
     p.add_argument("--temperature", type=float, default=1.0, help="text: softmax temperature; 0 = greedy (default 1.0)")
     p.add_argument("--top-k", type=int, default=0, help="text: sample among the K most likely tokens; 0 = off (default)")
     p.add_argument("--top-p", type=float, default=1.0, help="text: nucleus sampling mass in (0, 1]; 1 = off (default)")
@@ -214,10 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_tensorflow()
     from aigc_tf.training import TrainingDiverged
 
     try:
+        if args.func is not cmd_train:
+            start_tensorflow(args.verbose)
+        else:
+            # Config validation imports the model classes (and so TensorFlow);
+            # the devices are set up once the config is known.
+            with _quiet_stderr(not _verbose(args.verbose)):
+                os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _verbose(args.verbose) else "2")
+                import tensorflow  # noqa: F401
         return args.func(args)
     except TrainingDiverged as exc:
         print(f"aigc-tf: {exc}", file=sys.stderr)

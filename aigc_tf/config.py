@@ -92,7 +92,8 @@ class TrainConfig:
     clipnorm: float | None = None
     # Text models: what the per-epoch samples (samples/epoch_NNNN.txt) start from.
     sample_prompt: str = "The "
-    sample_max_new_tokens: int = 200
+    # null: 200, or what the model's context leaves after the prompt if less.
+    sample_max_new_tokens: int | None = None
     sample_temperature: float = 0.8
     verbose: int = 1
 
@@ -244,9 +245,9 @@ def _check_values(cfg: Config, source: str) -> None:
         "data.batch_size": d.batch_size,
         "data.shuffle_buffer": d.shuffle_buffer,
         "data.seq_len": d.seq_len,
-        "train.sample_max_new_tokens": t.sample_max_new_tokens,
     }
-    for opt in ("train.steps_per_epoch", "data.max_examples", "data.image_size", "data.vocab_size"):
+    for opt in ("train.steps_per_epoch", "data.max_examples", "data.image_size", "data.vocab_size",
+                "train.sample_max_new_tokens"):
         section, key = opt.split(".")
         value = getattr(t if section == "train" else d, key)
         if value is not None:

@@ -240,7 +240,9 @@ def evaluate_text_run(run_dir: Path, cfg, model, n_samples: int | None = None, s
     result.update({f"val_{k}": float(v) for k, v in scores.items()})
     n = n_samples or 100
     prompt = cfg.train.sample_prompt if family != "text_vae" else ""
-    max_new = training.fit_to_context(model, prompt, cfg.train.sample_max_new_tokens)
+    # Evaluation's own protocol (like its temperature of 1): the default length,
+    # 200 tokens or what the context leaves after the prompt.
+    max_new = model.new_token_budget(int(model.tokenize([prompt])[1].numpy()[0]))
     texts = training.sample_texts(model, prompt, n, max_new, 1.0, seed)
     result.update({"samples": n, "sample_prompt": prompt, "sample_temperature": 1.0, "sample_tokens": max_new})
     result["distinct_1"] = distinct_n(texts, 1)

@@ -91,6 +91,10 @@ def read_state(run_dir: Path) -> dict | None:
 
 def load_run_config(run_dir: str | Path) -> Config:
     path = Path(run_dir) / "config.yaml"
+    if not Path(run_dir).exists():
+        raise RunDirError(f"{run_dir} does not exist; pass a run directory written by `aigc-tf train` (e.g. runs/dcgan_digits)")
+    if not Path(run_dir).is_dir():
+        raise RunDirError(f"{run_dir} is a file, not a run directory; pass a directory written by `aigc-tf train`")
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a run directory (no config.yaml); pass a directory written by `aigc-tf train`")
     return from_dict(yaml.safe_load(path.read_text()), str(path))
@@ -117,10 +121,15 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> int:
         return 0
     _check_same_config(run_dir, cfg)
     done = int(state["epochs_done"])
+    if state.get("finished") and done == cfg.train.epochs and not (run_dir / FINAL_MODEL).is_file():
+        # Stopped after its last checkpoint but before model.keras appeared: finish it.
+        cfg.dump(run_dir / "config.yaml")
+        return done
     if state.get("finished") and not resume:
         raise RunDirError(
-            f"{run_dir} holds a finished run ({done} epochs); pass --run-dir NEW for a new run, "
-            "or --resume with a larger --set train.epochs=N to train it further"
+            f"{run_dir} holds a finished run ({done} epochs); use a new run directory "
+            "(CLI: --run-dir NEW; Python: train(cfg, NEW_DIR)), or train it further with a larger train.epochs "
+            "(CLI: --resume --set train.epochs=N; Python: train(cfg, run_dir, resume=True))"
         )
     if state.get("finished") and done >= cfg.train.epochs:
         raise RunDirError(
@@ -279,9 +288,6 @@ def build_model(cfg: Config, data):
             f"model.context_length={context} is longer than data.seq_len={cfg.data.seq_len}: learned positions "
             "beyond the training windows would never be trained; set them equal or use model.positions=sinusoidal"
         )
-    if text and registry.family(cfg.model["name"]) == "lm":
-        # Fail now, not after the first epoch, if the sample prompt cannot be continued.
-        fit_to_context(model, cfg.train.sample_prompt, cfg.train.sample_max_new_tokens, "train.sample_prompt")
     t = cfg.train
     kwargs = dict(steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
     if registry.family(cfg.model["name"]) == "gan":
@@ -349,21 +355,24 @@ def sample_texts(model, prompt: str, num_samples: int, max_new_tokens: int, temp
     return [t.decode("utf-8", errors="replace") for t in out["texts"].numpy()]
 
 
-def fit_to_context(model, prompt: str, max_new_tokens: int, what: str = "the prompt") -> int:
-    """``max_new_tokens``, lowered so that prompt + new tokens fit a GPT's context.
+def sample_budget(model, prompt: str, requested: int | None) -> int:
+    """New tokens for the per-epoch samples after ``prompt`` (``train.sample_max_new_tokens``).
 
-    Raises :class:`ConfigError` if a language model's prompt is empty or
-    leaves no room for a single new token.
+    Raises :class:`ConfigError` if a language model's prompt is empty, or if an
+    explicit ``requested`` does not fit what the model's context leaves.
     """
     used = int(model.tokenize([prompt])[1].numpy()[0])
     if used == 0 and model.family == "lm":
-        raise ConfigError(f"{what} {prompt!r} has no tokens; a language model needs a text to continue")
-    room = model.max_prompt_tokens(0)  # the context, for models that have one
-    if room is None:
-        return max_new_tokens
-    if room - used < 1:
-        raise ConfigError(f"{what} has {used} tokens and fills the context of {room}; shorten it")
-    return min(max_new_tokens, room - used)
+        raise ConfigError(f"train.sample_prompt {prompt!r} has no tokens; a language model needs a text to continue")
+    room = model.context_room(used)
+    if room is not None and room < 1:
+        raise ConfigError(
+            f"train.sample_prompt has {used} tokens and fills the context of {model.context_length}; shorten it"
+        )
+    try:
+        return model.new_token_budget(used, requested, "train.sample_max_new_tokens")
+    except UserError as exc:
+        raise ConfigError(f"{exc} (train.sample_prompt {prompt!r})") from None
 
 
 def write_text_samples(path: Path, prompt: str, texts: list[str]) -> None:
@@ -428,7 +437,7 @@ def _callbacks(cfg: Config, run_dir: Path, history: dict, quality=None):
                 from aigc_tf.models.text_base import text_generation_function
 
                 self.generate_fn, _ = text_generation_function(self.model)
-            max_new = fit_to_context(self.model, prompt, t.sample_max_new_tokens)
+            max_new = sample_budget(self.model, prompt, t.sample_max_new_tokens)
             texts = sample_texts(self.model, prompt, t.num_samples, max_new, t.sample_temperature,
                                  cfg.seed, fn=self.generate_fn)
             write_text_samples(run_dir / "samples" / f"epoch_{n:04d}.txt", prompt,
@@ -536,18 +545,12 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
         raise ConfigError(
             f"data.batch_size={cfg.data.batch_size} must be divisible by the {replicas} replicas of train.strategy=mirrored"
         )
-    quality = None
     from aigc_tf import registry
 
-    # Text models log val_perplexity every epoch; the quality callback is for images.
-    if cfg.train.quality_every and not registry.is_text(cfg.model["name"]):
-        # Before seeding: training the feature classifier on a cold cache must
-        # not change the random state this run starts from.
-        quality = quality_callback(cfg)
-        quality.prepare()
     keras.utils.set_random_seed(cfg.seed + initial_epoch)
     if cfg.train.deterministic:
         tf.config.experimental.enable_op_determinism()
+    # The data first, so a bad dataset fails before anything slow is prepared.
     # A resumed run gets a different shuffle seed so it does not replay epoch 1's order.
     data = load_data(cfg, seed_offset=initial_epoch)
     with strategy.scope():
@@ -556,6 +559,20 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
             print(f"Resuming {run_dir} after epoch {initial_epoch} of {cfg.train.epochs}", flush=True)
         else:
             model = build_model(cfg, data)
+    quality = None
+    # Text models log val_perplexity every epoch; the quality callback is for images.
+    if cfg.train.quality_every and not registry.is_text(cfg.model["name"]):
+        # Only now, when data and model are known to be good: it may train the FID classifier.
+        quality = quality_callback(cfg)
+        quality.prepare()
+        # Seed again: training the feature classifier on a cold cache must not
+        # change the random state training starts from (the pipeline's seeds and
+        # the model's weights were fixed above).
+        keras.utils.set_random_seed(cfg.seed + initial_epoch)
+    if registry.is_text(cfg.model["name"]):
+        # Fail now, not after the first epoch, if the per-epoch samples cannot be written.
+        sample_budget(model, "" if registry.family(cfg.model["name"]) == "text_vae" else cfg.train.sample_prompt,
+                      cfg.train.sample_max_new_tokens)
     history = json.loads((run_dir / "history.json").read_text()) if initial_epoch else {}
     if initial_epoch:
         # Drop anything logged after the checkpoint (an epoch interrupted mid-save).

@@ -46,15 +46,17 @@ def save_grid(images, path: str | Path, value_range: str = "unit", ncols: int | 
 
 
 def plot_history(history: dict, path: str | Path) -> Path:
-    """Plot every metric of a ``history.json`` mapping against the epoch."""
-    import matplotlib
+    """Plot every metric of a ``history.json`` mapping against the epoch.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Draws on its own :class:`matplotlib.figure.Figure` (no pyplot, no global
+    backend switch), so a notebook's inline plots keep working.
+    """
+    from matplotlib.figure import Figure
 
     epochs = history.get("epoch", [])
     keys = [k for k in history if k not in ("epoch", "seconds") and not k.startswith("val_") and not k.endswith("_epochs")]
-    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3), squeeze=False)
+    fig = Figure(figsize=(4 * max(len(keys), 1), 3))
+    axes = fig.subplots(1, max(len(keys), 1), squeeze=False)
     for ax, key in zip(axes[0], keys):
         ax.plot(history.get(f"{key}_epochs", epochs), history[key], marker="o" if f"{key}_epochs" in history else None, label=key)
         if f"val_{key}" in history:
@@ -64,5 +66,4 @@ def plot_history(history: dict, path: str | Path) -> Path:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return Path(path)

@@ -59,6 +59,12 @@ CASES = {
     "sample non-run": (["sample", "{tmp}"], "not a run directory"),
     "export non-run": (["export", "{tmp}", "--out", "{tmp}/exports"], "not a run directory"),
     "evaluate non-run": (["evaluate", "{tmp}"], "not a run directory"),
+    "sample missing dir": (["sample", "{tmp}/missing"], "missing does not exist; pass a run directory"),
+    "export missing dir": (["export", "{tmp}/missing", "--out", "{tmp}/exports"], "missing does not exist"),
+    "evaluate missing dir": (["evaluate", "{tmp}/missing"], "missing does not exist"),
+    "several overrides after one --set": (["train", "DCGAN", "--set", "train.epochs=1", "train.epoch=3"],
+                                          "unknown key 'train.epoch'"),
+    "empty image folder": (["train", "DCGAN", "--set", "data.name=folder", "data.path={tmp}"], "{tmp}"),
 }
 
 
@@ -69,8 +75,13 @@ def test_user_errors_print_one_line_and_exit_2(case, bad_files, capsys, tmp_path
     if argv[0] == "train" and "--run-dir" not in argv:
         argv += ["--run-dir", str(tmp_path / "run")]
     assert main(argv) == 2
-    line = _error_line(capsys)
-    assert expected in line, line
+    out = capsys.readouterr()
+    err = out.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("aigc-tf: error: "), err
+    line = err[0]
+    assert expected.format(**bad_files) in line, line
+    # The data is checked before anything slow (the FID classifier) is prepared or announced.
+    assert "classifier" not in out.out, out.out
     if argv[0] == "train" and (tmp_path / "run").exists():
         # Nothing was trained: at most the resolved config was written.
         assert {p.name for p in (tmp_path / "run").iterdir()} <= {"config.yaml"}
@@ -88,7 +99,11 @@ def test_offline_tfds_download_fails_fast_with_a_clear_line(tmp_path, capsys, mo
 
 def test_sample_output_must_be_png(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", str(CONFIGS / "vae_digits.yaml"), "--run-dir", str(run), *TINY[:10], *TINY[-2:]]) == 0
+    # One --set followed by several KEY=VALUE items.
+    items = [a for a in TINY[:10] + TINY[-2:] if a != "--set"]
+    assert main(["train", str(CONFIGS / "vae_digits.yaml"), "--run-dir", str(run), "--set", *items]) == 0
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["data"]["max_examples"] == 64 and resolved["train"]["num_samples"] == 16
     capsys.readouterr()
     assert main(["sample", str(run), "--out", str(tmp_path / "grid")]) == 2
     assert "must be a .png file path" in _error_line(capsys)
@@ -169,3 +184,29 @@ def test_train_with_mirrored_strategy_on_two_logical_cpus(tmp_path):
         "print(int(m.d_optimizer.iterations.numpy()), int(m.g_optimizer.iterations.numpy()))"
     )
     assert check.stdout.split() == ["8", "8"], check.stderr[-2000:]
+
+
+def test_start_up_log_lines_stay_off_the_terminal(tmp_path):
+    """Only the error line reaches stderr: TensorFlow's C++ start-up lines are hidden."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "AIGC_TF_VERBOSE")}
+    code = "import sys; from aigc_tf.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", code, "sample", str(tmp_path / "missing")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"aigc-tf: error: {tmp_path / 'missing'} does not exist; "
+                                          "pass a run directory written by `aigc-tf train` (e.g. runs/dcgan_digits)"]
+
+
+def test_quiet_stderr_hides_fd_level_writes_and_restores_them():
+    result = run_python(
+        "import os, sys; from aigc_tf.cli import _quiet_stderr\n"
+        "with _quiet_stderr(True):\n    os.write(2, b'hidden\\n')\n"
+        "os.write(2, b'shown\\n')\n"
+        "with _quiet_stderr(False):\n    os.write(2, b'verbose\\n')\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["shown", "verbose"]

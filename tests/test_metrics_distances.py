@@ -202,7 +202,8 @@ def test_kid_matches_brute_force_without_subsampling():
     # estimate is invariant to permutations, so there is no sampling randomness.
     mean, stderr = kernel_distance(x, y, num_subsets=1, subset_size=100, seed=0)
     assert mean == pytest.approx(_kid_brute_force(x, y), rel=1e-12)
-    assert np.isnan(stderr)
+    # The error is the delete-one jackknife (formerly NaN for a single subset).
+    assert stderr == pytest.approx(_kid_jackknife_brute_force(x, y, [(np.arange(7), np.arange(7))])[1], rel=1e-10)
 
 
 def test_kid_of_identical_sets_matches_its_finite_sample_offset():
@@ -241,8 +242,11 @@ def test_kid_stderr_shrinks_with_more_subsets():
     _, err_few = kernel_distance(x, y, num_subsets=10, subset_size=50, seed=0)
     _, err_many = kernel_distance(x, y, num_subsets=160, subset_size=50, seed=0)
     assert 0.0 < err_many < err_few
-    # stderr ~ 1/sqrt(num_subsets): 16x more subsets should give ~4x smaller.
-    assert err_many < 0.5 * err_few
+    # Formerly stderr ~ 1/sqrt(num_subsets) (16x more subsets, ~4x smaller), which
+    # ignored that the subsets share the same 300 points. Reusing the data more often
+    # cannot beat the uncertainty of the data themselves: the full-sample error.
+    _, err_full = kernel_distance(x, y, subset_size=300)
+    assert 0.8 * err_full < err_many < 1.25 * err_full
 
 
 def test_kid_is_deterministic_for_a_seed():
@@ -251,6 +255,155 @@ def test_kid_is_deterministic_for_a_seed():
     first = kernel_distance(x, y, num_subsets=5, subset_size=40, seed=3)
     assert kernel_distance(x, y, num_subsets=5, subset_size=40, seed=3) == first
     assert kernel_distance(x, y, num_subsets=5, subset_size=40, seed=4)[0] != first[0]
+
+
+def _mmd2_reference(x, y):
+    """Unbiased MMD^2 of samples of any sizes n, m from the full kernel matrices."""
+    d = x.shape[1]
+    n, m = len(x), len(y)
+    k_xx, k_yy, k_xy = ((u @ v.T / d + 1.0) ** 3 for u, v in ((x, x), (y, y), (x, y)))
+    return (
+        (k_xx.sum() - np.trace(k_xx)) / (n * (n - 1))
+        + (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+        - 2.0 * k_xy.sum() / (n * m)
+    )
+
+
+def _kid_jackknife_brute_force(a, b, pairs):
+    """Mean MMD^2 over block pairs and its delete-one jackknife, recomputed for every deletion."""
+
+    def estimate(a, b, pairs):
+        return np.mean([_mmd2_reference(a[ia], b[ib]) for ia, ib in pairs])
+
+    def without(idx, k):
+        # Indices into the array with row k deleted.
+        idx = idx[idx != k]
+        return idx - (idx > k)
+
+    var = 0.0
+    for side, n in ((0, len(a)), (1, len(b))):
+        reps = []
+        for k in range(n):
+            if side == 0:
+                reps.append(estimate(np.delete(a, k, axis=0), b, [(without(ia, k), ib) for ia, ib in pairs]))
+            else:
+                reps.append(estimate(a, np.delete(b, k, axis=0), [(ia, without(ib, k)) for ia, ib in pairs]))
+        reps = np.asarray(reps)
+        var += (n - 1) / n * np.sum((reps - reps.mean()) ** 2)
+    return estimate(a, b, pairs), np.sqrt(var)
+
+
+@pytest.mark.parametrize(
+    "num_subsets,subset_size",
+    [(100, 1000), (6, 10), (1, 12)],
+    ids=["full-sample", "blocks", "one-partition"],
+)
+def test_kid_jackknife_matches_brute_force_delete_one(num_subsets, subset_size):
+    rng = np.random.default_rng(16)
+    a, b = rng.normal(size=(30, 5)), rng.normal(size=(25, 5)) + 0.3
+    pairs = distances._kid_partitions(30, 25, num_subsets=num_subsets, subset_size=subset_size, seed=2)
+    expected_mean, expected_se = _kid_jackknife_brute_force(a, b, pairs)
+    mean, stderr = kernel_distance(a, b, num_subsets=num_subsets, subset_size=subset_size, seed=2)
+    assert mean == pytest.approx(expected_mean, rel=1e-10, abs=1e-12)
+    assert stderr == pytest.approx(expected_se, rel=1e-10)
+    assert stderr > 0.0
+    if subset_size >= 30:
+        assert len(pairs) == 1 and mean == pytest.approx(_mmd2_reference(a, b), rel=1e-10)
+
+
+def test_kid_partitions_use_every_point_equally_often():
+    pairs = distances._kid_partitions(1000, 450, num_subsets=10, subset_size=300, seed=0)
+    # ceil(1000 / 300) = 4 blocks per partition, ceil(10 / 4) = 3 partitions.
+    assert len(pairs) == 12
+    counts_a = np.bincount(np.concatenate([ia for ia, _ in pairs]), minlength=1000)
+    counts_b = np.bincount(np.concatenate([ib for _, ib in pairs]), minlength=450)
+    assert np.all(counts_a == 3) and np.all(counts_b == 3)
+    assert all(len(ia) <= 300 and len(ib) <= 300 for ia, ib in pairs)
+    # A small set caps the number of blocks so that each keeps 3 points for the jackknife.
+    small = distances._kid_partitions(7, 100, num_subsets=4, subset_size=10, seed=0)
+    assert all(len(ia) >= 3 for ia, _ in small)
+
+
+def test_kid_stderr_is_positive_and_shrinks_with_n():
+    rng = np.random.default_rng(17)
+    errors = {}
+    for n in (200, 800):
+        x, y = rng.normal(size=(n, 8)), rng.normal(size=(n, 8))
+        errors[n] = kernel_distance(x, y)[1], kernel_distance(x, y + 0.3)[1]
+    (same_200, shift_200), (same_800, shift_800) = errors[200], errors[800]
+    assert min(same_200, same_800, shift_200, shift_800) > 0.0
+    # Different distributions: the error is O(1/sqrt(N)), so 4x the data halves it.
+    assert 0.3 < shift_800 / shift_200 < 0.75
+    # Equal distributions: MMD^2 is a degenerate U-statistic and the error is O(1/N).
+    assert 0.1 < same_800 / same_200 < 0.45
+
+
+@pytest.mark.parametrize(
+    "shift,kwargs",
+    [
+        (0.3, {}),
+        (0.3, {"num_subsets": 16, "subset_size": 150}),
+        (0.0, {"num_subsets": 16, "subset_size": 150}),
+    ],
+    ids=["shift-full-sample", "shift-blocks", "equal-blocks"],
+)
+def test_kid_stderr_is_calibrated_over_independent_draws(shift, kwargs):
+    n = 600 if kwargs else 200
+    rng = np.random.default_rng(18)
+    estimates, errors = [], []
+    for draw in range(30):
+        x, y = rng.normal(size=(n, 8)), rng.normal(size=(n, 8)) + shift
+        estimate, stderr = kernel_distance(x, y, seed=draw, **kwargs)
+        estimates.append(estimate)
+        errors.append(stderr)
+    ratio = np.std(estimates, ddof=1) / np.median(errors)
+    assert 0.5 < ratio < 2.0
+    if shift:
+        assert np.mean(estimates) > 3 * np.median(errors)  # a real, non-degenerate distance
+
+
+def test_kid_stderr_is_positive_for_digits_sized_sets():
+    # The digits evaluation: 898 vs 898 features with the default 100 subsets of up to
+    # 1,000. Formerly every subset was the whole set, so the reported error was 0.
+    rng = np.random.default_rng(19)
+    real, fake = rng.normal(size=(898, 64)), rng.normal(size=(898, 64)) + 0.1
+    mean, stderr = kernel_distance(fake, real)
+    assert mean == pytest.approx(_mmd2_reference(fake, real), rel=1e-10)
+    assert np.isfinite(stderr) and stderr > 0.0
+    assert kernel_distance(fake, real, num_subsets=3, seed=5) == (mean, stderr)  # no subsampling left
+    mean_rr, stderr_rr = kernel_distance(real[:449], real[449:])
+    assert stderr_rr > 0.0 and abs(mean_rr) < 4 * stderr_rr
+
+
+def test_kid_chunked_kernel_sums_match_and_bound_memory(monkeypatch):
+    import tracemalloc
+
+    rng = np.random.default_rng(20)
+    x, y = rng.normal(size=(90, 6)), rng.normal(size=(70, 6)) + 0.2
+    whole = kernel_distance(x, y)
+    blocks = kernel_distance(x, y, num_subsets=8, subset_size=40)
+    monkeypatch.setattr(distances, "_KID_CHUNK_ELEMENTS", 64)  # one row at a time
+    assert kernel_distance(x, y) == pytest.approx(whole, rel=1e-12)
+    assert kernel_distance(x, y, num_subsets=8, subset_size=40) == pytest.approx(blocks, rel=1e-12)
+    monkeypatch.undo()
+    # 4,000 x 4,000 kernel matrices would be 128 MB each; the chunked sums need far less.
+    a, b = rng.normal(size=(4000, 64)), rng.normal(size=(4000, 64))
+    tracemalloc.start()
+    try:
+        _, stderr = kernel_distance(a, b, subset_size=4000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert stderr > 0.0
+    assert peak < 100e6
+
+
+def test_kid_stderr_is_nan_when_a_deletion_leaves_no_pair():
+    rng = np.random.default_rng(21)
+    x, y = rng.normal(size=(2, 3)), rng.normal(size=(5, 3))
+    mean, stderr = kernel_distance(x, y)
+    assert mean == pytest.approx(_mmd2_reference(x, y), rel=1e-12)
+    assert np.isnan(stderr)
 
 
 # --------------------------------------------------------------------------- classifier score

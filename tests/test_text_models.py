@@ -185,7 +185,35 @@ def test_gpt_refuses_prompts_longer_than_its_context():
     model.generate_text(long_prompt, *controls(1, max_new=8))  # 48: fits
     with pytest.raises(tf.errors.InvalidArgumentError, match="exceed the context of 48"):
         model.generate_text(long_prompt, *controls(1, max_new=9))
-    assert model.max_prompt_tokens(8) == 40
+    assert model.context_room(40) == 8
+
+
+def test_one_new_token_policy_for_every_command():
+    """No request: the default, or what the context leaves; an explicit request
+    beyond the context: one error naming the context and the largest value that fits."""
+    from aigc_tf.errors import UserError
+    from aigc_tf.models.text_base import DEFAULT_NEW_TOKENS
+
+    gpt, lstm = build("gpt"), build("lstm_lm")  # context 48; no context
+    assert gpt.new_token_budget(4) == 44
+    assert gpt.new_token_budget(4, 44) == 44
+    assert lstm.new_token_budget(4) == DEFAULT_NEW_TOKENS
+    assert lstm.new_token_budget(4, 1000) == 1000
+    with pytest.raises(UserError, match=r"--max-new-tokens 45 does not fit: the context of 48 tokens leaves room "
+                                        r"for 44 new tokens after the 4-token prompt; pass --max-new-tokens 44 or less"):
+        gpt.new_token_budget(4, 45)
+    with pytest.raises(UserError, match=r"train.sample_max_new_tokens=200 does not fit.*train.sample_max_new_tokens=44"):
+        gpt.new_token_budget(4, 200, "train.sample_max_new_tokens")
+    with pytest.raises(UserError, match="fills the context of 48 tokens; shorten it to at most 47"):
+        gpt.new_token_budget(48)
+    # In the graph (the export): 0 asks for the default, per row.
+    prompts = tf.constant(["abcd", "abcdefghij" * 4])  # 4 and 40 tokens
+    n, temperature, top_k, top_p, seeds = controls(2, max_new=0)
+    out = gpt.generate_text(prompts, n, temperature, top_k, top_p, seeds)
+    assert out["token_ids"].shape[1] == 44
+    assert (out["token_ids"].numpy()[1, 8:] == 0).all() and (out["token_ids"].numpy()[1, :8] != 0).all()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="largest max_new_tokens that fit"):
+        gpt.generate_text(prompts, tf.constant([44, 9]), temperature, top_k, top_p, seeds)
 
 
 def test_unknown_tokenizer_and_bad_gpt_sizes_raise():
@@ -319,3 +347,17 @@ def test_seq2seq_encoder_skips_prefix_padding():
     for a, b in zip(model.encode(prefix), model.encode(padded), strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
     assert not np.allclose(model.encode(prefix[:, :5])[0].numpy(), model.encode(prefix)[0].numpy())
+
+
+def test_gpt_tables_start_from_different_random_values():
+    """A seeded Keras initializer repeats its values on every call: each table needs its own seed."""
+    model = build("gpt", tie_weights=False)
+    tokens = model.token_embedding.embeddings.numpy()
+    positions = model.position_embedding.embeddings.numpy()
+    head = model.head.kernel.numpy()  # (E, V)
+    rows = min(len(tokens), len(positions))
+    assert not np.isclose(tokens[:rows], positions[:rows]).all(axis=1).any()
+    assert not np.isclose(tokens.T, head).all(axis=0).any()
+    assert 0.015 < tokens.std() < 0.025 and 0.015 < positions.std() < 0.025
+    again = build("gpt", tie_weights=False)  # same seed, same start
+    np.testing.assert_array_equal(again.token_embedding.embeddings.numpy(), tokens)

@@ -72,6 +72,10 @@ def test_gpt_run_cli_sample_is_reproducible_and_seeded(gpt_run, capsys):
     "args, message",
     [
         (["--prompt", "x" * 60, "--max-new-tokens", "10"], "the prompt has 60 tokens"),
+        (["--prompt", "The ", "--max-new-tokens", "29"],
+         "--max-new-tokens 29 does not fit: the context of 32 tokens leaves room for 28 new tokens after the "
+         "4-token prompt; pass --max-new-tokens 28 or less"),
+        (["--prompt", "The ", "--beam", "2", "--max-new-tokens", "40"], "leaves room for 28 new tokens"),
         (["--prompt", "   "], "--prompt is empty"),
         (["--prompt", "a", "--temperature", "-1"], "--temperature must be >= 0"),
         (["--prompt", "a", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
@@ -82,6 +86,26 @@ def test_sample_errors_are_one_line_and_exit_2(gpt_run, capsys, args, message):
     assert cli.main(["sample", str(gpt_run), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_sample_without_max_new_tokens_fills_what_the_context_leaves(gpt_run, capsys):
+    assert cli.main(["sample", str(gpt_run), "--prompt", "The ", "--temperature", "0"]) == 0
+    text = capsys.readouterr().out.splitlines()[1]
+    assert text.startswith("The ") and len(text) == 4 + 28  # context 32, char tokens
+    assert cli.main(["sample", str(gpt_run), "--prompt", "The ", "--temperature", "0", "--max-new-tokens", "28"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == text
+    assert cli.main(["sample", str(gpt_run)]) == 0  # the run's own prompt, the default length
+
+
+def test_sample_max_new_tokens_that_does_not_fit_is_refused_before_training(tmp_path):
+    from aigc_tf.errors import ConfigError
+
+    cfg = text_config("gpt")
+    cfg.train.sample_max_new_tokens = 200
+    with pytest.raises(ConfigError, match=r"train.sample_max_new_tokens=200 does not fit: the context of 32 tokens "
+                                          r"leaves room for 28 .* pass train.sample_max_new_tokens=28 or less"):
+        training.train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_export_serves_strings_and_matches_cli_sample(gpt_run, tmp_path, capsys):

@@ -104,6 +104,26 @@ def test_run_interrupted_before_the_final_save_is_finished_on_rerun(tmp_path):
     assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
 
 
+def test_run_marked_finished_without_its_model_file_is_completed_on_rerun(tmp_path):
+    cfg = tiny_config("conv_vae", train={"epochs": 1})
+    run = tmp_path / "run"
+    training.train(cfg, run)
+    (run / "model.keras").unlink()  # stopped after the state was written, before model.keras appeared
+    model = training.train(cfg, run)
+    assert (run / "model.keras").is_file()
+    assert int(model.optimizer.iterations.numpy()) == 4  # completed, not trained again
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1]
+    with pytest.raises(RunDirError, match="finished run"):
+        training.train(cfg, run)
+
+
+def test_finished_run_error_names_the_python_arguments_too(tmp_path):
+    cfg = tiny_config("mlp_vae", train={"epochs": 1})
+    training.train(cfg, tmp_path / "run")
+    with pytest.raises(RunDirError, match=r"Python: train\(cfg, NEW_DIR\).*resume=True"):
+        training.train(cfg, tmp_path / "run")
+
+
 def test_run_dir_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(RunDirError, match="is a file"):
@@ -203,3 +223,18 @@ def test_sample_images_is_deterministic_per_seed():
     assert a.min() >= 0 and a.max() <= 1
     np.testing.assert_array_equal(a, training.sample_images(model, 4, seed=5))
     assert tf.reduce_any(a != training.sample_images(model, 4, seed=6))
+
+
+def test_plot_history_leaves_the_matplotlib_backend_alone(tmp_path):
+    import matplotlib
+
+    from aigc_tf import viz
+
+    before = matplotlib.get_backend()
+    matplotlib.use("pdf")
+    try:
+        viz.plot_history({"epoch": [1, 2], "loss": [2.0, 1.0], "val_loss": [2.5, 1.5]}, tmp_path / "h.png")
+        assert matplotlib.get_backend() == "pdf"
+        assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        matplotlib.use(before)

@@ -70,17 +70,21 @@ class GPT(TextModel):
         self.dropout = dropout
         self.positions = positions
         self.tie_weights = tie_weights
-        init = keras.initializers.RandomNormal(stddev=0.02, seed=seed)
-        self.token_embedding = keras.layers.Embedding(self.vocab_size, embed_dim, embeddings_initializer=init)
+        def init(offset: int):
+            # One seed per table: a seeded Keras initializer returns the same values on
+            # every call, so sharing one would start token row i equal to position row i.
+            return keras.initializers.RandomNormal(stddev=0.02, seed=None if seed is None else seed + offset)
+
+        self.token_embedding = keras.layers.Embedding(self.vocab_size, embed_dim, embeddings_initializer=init(0))
         if positions == "learned":
-            self.position_embedding = keras.layers.Embedding(context_length, embed_dim, embeddings_initializer=init)
+            self.position_embedding = keras.layers.Embedding(context_length, embed_dim, embeddings_initializer=init(1))
         self.embed_drop = keras.layers.Dropout(dropout)
         self.blocks = [
             TransformerBlock(num_heads, mlp_dim or 4 * embed_dim, dropout, name=f"block_{i}") for i in range(num_layers)
         ]
         self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5)
         if not tie_weights:
-            self.head = keras.layers.Dense(self.vocab_size, kernel_initializer=init, use_bias=False)
+            self.head = keras.layers.Dense(self.vocab_size, kernel_initializer=init(2), use_bias=False)
         self.build((None, None))
 
     def build(self, input_shape):
@@ -129,8 +133,8 @@ class GPT(TextModel):
             x = block(x, training=training)
         return self._logits(x)  # (B, T, V)
 
-    def max_prompt_tokens(self, max_new_tokens: int) -> int | None:
-        return self.context_length - max_new_tokens
+    def context_room(self, prompt_tokens):
+        return self.context_length - prompt_tokens
 
     def decoder(self, ids, lengths, max_new_tokens, use_cache: bool = True):
         fits = tf.debugging.assert_less_equal(

@@ -20,10 +20,13 @@ from keras import ops
 
 from aigc_tf import sampling
 from aigc_tf.data import text as text_data
+from aigc_tf.errors import UserError
 from aigc_tf.models import common
 
 # Padding and unknown are never generated.
 BANNED_IDS = (0, 1)
+# New tokens when none are asked for (fewer if a model's context leaves less room).
+DEFAULT_NEW_TOKENS = 200
 
 
 @keras.saving.register_keras_serializable(package="aigc_tf")
@@ -227,8 +230,34 @@ class TextModel(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Model)
         ``i``'s random draws.
         """
         ids, lengths = self.tokenize(prompts)
+        max_new_tokens = self.new_token_budget_graph(lengths, max_new_tokens)
         out = self.generate_ids(ids, lengths, max_new_tokens, temperature, top_k, top_p, seeds, use_cache)
         return {"texts": self.detokenize(out), "token_ids": out}
+
+    def new_token_budget_graph(self, lengths, max_new_tokens):
+        """In-graph :meth:`new_token_budget` for a batch: rows asking for ``<= 0`` new
+        tokens get the default; a row asking for more than its context leaves fails
+        with a message naming the context and what fits."""
+        lengths = tf.cast(lengths, tf.int32)
+        max_new_tokens = tf.cast(max_new_tokens, tf.int32)
+        room = self.context_room(lengths)
+        default = tf.fill(tf.shape(lengths), DEFAULT_NEW_TOKENS)
+        if room is None:
+            return tf.where(max_new_tokens > 0, max_new_tokens, default)
+        fits = tf.debugging.Assert(
+            tf.reduce_all(room > 0),
+            [f"a prompt fills the context of {self.context_length} tokens; shorten it. Prompt tokens:", lengths],
+        )
+        with tf.control_dependencies([fits]):
+            wanted = tf.where(max_new_tokens > 0, max_new_tokens, tf.minimum(default, room))
+        ok = tf.debugging.Assert(
+            tf.reduce_all(wanted <= room),
+            [f"prompt tokens + max_new_tokens exceed the context of {self.context_length} tokens; the largest "
+             "max_new_tokens that fit (per row) are", room, "asked for", wanted],
+            summarize=16,
+        )
+        with tf.control_dependencies([ok]):
+            return tf.identity(wanted)
 
     def beam_search_ids(self, ids, lengths, max_new_tokens: int, beam_width: int = 4, length_penalty: float = 0.0):
         """Beam search after each prompt; returns ``(tokens int32 (B, max_new_tokens), scores (B,))``.
@@ -269,9 +298,39 @@ class TextModel(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Model)
             banned_step, state, last, max_new_tokens, beam_width=beam_width, length_penalty=length_penalty
         )
 
-    def max_prompt_tokens(self, max_new_tokens: int) -> int | None:
-        """Longest prompt (in tokens) that fits with ``max_new_tokens``; None = unlimited."""
+    def context_room(self, prompt_tokens):
+        """New tokens the context leaves after ``prompt_tokens`` (an int or a tensor);
+        None for models without a context limit."""
         return None
+
+    def new_token_budget(self, prompt_tokens: int, requested: int | None = None, setting: str = "--max-new-tokens") -> int:
+        """How many tokens to generate after a prompt of ``prompt_tokens`` tokens.
+
+        One policy for every command: ``requested=None`` gives
+        ``DEFAULT_NEW_TOKENS``, or what the context leaves if that is less; an
+        explicit request that does not fit raises :class:`UserError` naming the
+        context and the largest value that fits (``setting`` names the option
+        in the message, e.g. ``--max-new-tokens`` or ``train.sample_max_new_tokens``).
+        """
+        room = self.context_room(int(prompt_tokens))
+        if room is None:
+            return DEFAULT_NEW_TOKENS if requested is None else int(requested)
+        context = self.context_length
+        if room < 1:
+            raise UserError(
+                f"the prompt has {prompt_tokens} tokens and fills the context of {context} tokens; "
+                f"shorten it to at most {context - 1} tokens"
+            )
+        if requested is None:
+            return min(DEFAULT_NEW_TOKENS, room)
+        if requested > room:
+            sep = " " if setting.startswith("-") else "="
+            raise UserError(
+                f"{setting}{sep}{requested} does not fit: the context of {context} tokens leaves room for {room} "
+                f"new tokens after the {prompt_tokens}-token prompt; pass {setting}{sep}{room} or less, "
+                "or leave it out to fill the context"
+            )
+        return int(requested)
 
 
 def text_generation_function(model: TextModel, use_cache: bool = True):

@@ -1,0 +1,64 @@
+"""Every ``aigc-tf`` command in the README's ``bash`` blocks runs and exits 0.
+
+Train commands get small settings appended (``SMALL``) and run first; the
+other commands then run as written on those runs, in a temporary working
+directory (so ``runs/`` and ``exports/`` land there). A README command for a
+config without small settings fails the test: add them here.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+
+from aigc_tf.cli import main
+from tests.helpers import ROOT
+
+SMALL = {
+    "dcgan_digits": ["train.epochs=1", "data.max_examples=64", "train.quality_every=0", "model.base_filters=8",
+                     "train.num_samples=16"],
+    "gpt_embedded": ["train.epochs=1", "train.steps_per_epoch=3", "model.num_layers=1", "model.embed_dim=32",
+                     "train.lr_schedule=constant", "train.warmup_steps=0", "train.num_samples=1"],
+    "text_vae_embedded": ["train.epochs=1", "train.steps_per_epoch=3", "model.embed_dim=16", "model.units=32",
+                          "train.num_samples=1"],
+}
+
+
+def readme_commands() -> list[list[str]]:
+    """The ``aigc-tf`` commands of the README's bash blocks, as argument lists (comments dropped)."""
+    text = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            while words:
+                cut = words.index("&&") if "&&" in words else len(words)
+                part, words = words[:cut], words[cut + 1 :]
+                if part and part[0] == "aigc-tf":
+                    commands.append(part[1:])
+    return commands
+
+
+def test_readme_shows_the_commands_this_test_runs():
+    commands = readme_commands()
+    assert ["train", "configs/dcgan_digits.yaml"] in commands  # the quick start
+    assert {c[0] for c in commands} >= {"train", "sample", "evaluate", "export"}
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
+    commands = readme_commands()
+    trains = [c for c in commands if c[0] == "train"]
+    others = [c for c in commands if c[0] != "train"]
+    for argv in trains:
+        stem = argv[1].removeprefix("configs/").removesuffix(".yaml")
+        assert stem in SMALL, f"README trains {argv[1]}: add its small settings to SMALL"
+        extra = ["--set", *SMALL[stem], "train.verbose=0"]
+        assert main([*argv, *extra]) == 0, f"aigc-tf {shlex.join(argv)} failed: {capsys.readouterr().err}"
+    for argv in others:
+        code = main(argv)
+        assert code == 0, f"aigc-tf {shlex.join(argv)} exited {code}: {capsys.readouterr().err}"
