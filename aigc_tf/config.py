@@ -31,9 +31,7 @@ import yaml
 from aigc_tf.errors import ConfigError
 
 STRATEGIES = ("default", "mirrored")
-TOKENIZERS = ("char", "word")
 LR_SCHEDULES = ("constant", "cosine")
-TEXT_DATASETS = ("embedded", "text", "imdb_reviews", "aclimdb")
 
 
 @dataclasses.dataclass
@@ -265,38 +263,12 @@ def _check_values(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: train.warmup_steps must be 0 or more, got {t.warmup_steps}")
     if t.clipnorm is not None and t.clipnorm <= 0:
         raise ConfigError(f"{source}: train.clipnorm must be positive (or null for no clipping), got {t.clipnorm}")
-    if d.tokenizer not in TOKENIZERS:
-        raise ConfigError(f"{source}: data.tokenizer must be one of {', '.join(TOKENIZERS)}, got {d.tokenizer!r}")
-    _check_modality(cfg, source)
-    if d.channels is not None and d.channels not in (1, 3):
-        raise ConfigError(f"{source}: data.channels must be 1 or 3 (or null to keep the images' own)")
-
-
-def _check_modality(cfg: Config, source: str) -> None:
     from aigc_tf import registry
 
-    text_model = registry.is_text(cfg.model["name"])
-    text_data = cfg.data.name in TEXT_DATASETS
-    if text_model and not text_data:
-        raise ConfigError(
-            f"{source}: model {cfg.model['name']!r} is a text model but data.name={cfg.data.name!r} is not text; "
-            f"use one of: {', '.join(TEXT_DATASETS)}"
-        )
-    if not text_model and (cfg.train.lr_schedule != "constant" or cfg.train.clipnorm is not None):
-        raise ConfigError(
-            f"{source}: train.lr_schedule and train.clipnorm apply to text models; "
-            f"{cfg.model['name']!r} trains with a constant learning rate and no clipping"
-        )
-    if text_data and not text_model:
-        raise ConfigError(
-            f"{source}: data.name={cfg.data.name!r} is text but model {cfg.model['name']!r} is an image model; "
-            f"use one of: {', '.join(n for n in registry.MODELS if registry.is_text(n))}"
-        )
-    if cfg.data.random_windows and not (text_model and registry.text_task(cfg.model["name"]) in ("lm", "pairs")):
-        raise ConfigError(
-            f"{source}: data.random_windows applies to language models and seq2seq, "
-            f"not {cfg.model['name']!r}; remove it"
-        )
+    # What only the model's family knows: its datasets and its own keys.
+    registry.task_for(cfg.model["name"]).check_config(cfg, source)
+    if d.channels is not None and d.channels not in (1, 3):
+        raise ConfigError(f"{source}: data.channels must be 1 or 3 (or null to keep the images' own)")
 
 
 def from_dict(raw: Any, source: str = "config") -> Config:

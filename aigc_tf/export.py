@@ -36,58 +36,19 @@ from pathlib import Path
 from aigc_tf.errors import RunDirError
 
 
-def _pixels(images, value_range: str):
+def pixels(images, value_range: str):
+    """Model images (``tanh`` [-1, 1] or ``unit`` [0, 1]) -> ``uint8`` [0, 255], in the graph."""
     import tensorflow as tf
 
     unit = (images + 1.0) / 2.0 if value_range == "tanh" else images
     return tf.cast(tf.round(tf.clip_by_value(unit, 0.0, 1.0) * 255.0), tf.uint8)
 
 
-def _text_endpoints(model):
-    import tensorflow as tf
+def endpoints(model) -> dict:
+    """``{signature name: (function, input specs)}`` for ``model``, from its family's task."""
+    from aigc_tf.tasks import task_for_model
 
-    from aigc_tf.models.text_base import text_generation_function
-
-    fn, specs = text_generation_function(model)
-    endpoints = {"serving_default": (fn, specs)}
-    if hasattr(model, "encode_text"):
-        z_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
-        endpoints["encode"] = (model.encode_text, [tf.TensorSpec([None], tf.string, name="texts")])
-        endpoints["decode"] = (model.decode_text, [z_spec, *specs[1:]])
-    return endpoints
-
-
-def _endpoints(model):
-    """``{signature name: (function, input specs)}`` for ``model``."""
-    import tensorflow as tf
-
-    if hasattr(model, "generate_text"):
-        return _text_endpoints(model)
-
-    z_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
-    x_spec = tf.TensorSpec([None, *model.image_shape], tf.float32, name="images")
-    y_spec = tf.TensorSpec([None], tf.int32, name="labels")
-    vr = model.value_range
-
-    def out(images):
-        return {"images": images, "pixels": _pixels(images, vr)}
-
-    if model.conditional:
-        gen = (lambda z, labels: out(model.generate(z=z, labels=labels)), [z_spec, y_spec])
-    else:
-        gen = (lambda z: out(model.generate(z=z)), [z_spec])
-    endpoints = {"serving_default": gen}
-    if hasattr(model, "encode"):
-        endpoints["decode"] = gen
-        if model.conditional:
-            enc = lambda images, labels: dict(zip(("mean", "log_var"), model.encode(images, labels)))  # noqa: E731
-            rec = lambda images, labels: out(model.reconstruct(images, labels))  # noqa: E731
-            endpoints["encode"] = (enc, [x_spec, y_spec])
-            endpoints["reconstruct"] = (rec, [x_spec, y_spec])
-        else:
-            endpoints["encode"] = (lambda images: dict(zip(("mean", "log_var"), model.encode(images))), [x_spec])
-            endpoints["reconstruct"] = (lambda images: out(model.reconstruct(images)), [x_spec])
-    return endpoints
+    return task_for_model(model).export_endpoints(model)
 
 
 def next_version(base: Path) -> int:
@@ -117,7 +78,7 @@ def export_model(model, export_root: str | Path, model_name: str, version: int |
         shutil.rmtree(tmp)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, (fn, specs) in _endpoints(model).items():
+    for name, (fn, specs) in endpoints(model).items():
         if isinstance(fn, tf.types.experimental.PolymorphicFunction):
             fn = fn.python_function  # the archive wraps it in its own tf.function
         archive.add_endpoint(name, fn, input_signature=specs)

@@ -29,7 +29,7 @@ REGISTERED = {
     "aigc_tf>LSTMLanguageModel": "aigc_tf.models.lstm_lm:LSTMLanguageModel",
     "aigc_tf>Seq2Seq": "aigc_tf.models.seq2seq:Seq2Seq",
     "aigc_tf>TextVAE": "aigc_tf.models.text_vae:TextVAE",
-    "aigc_tf>Perplexity": "aigc_tf.models.text_base:Perplexity",
+    "aigc_tf>Perplexity": "aigc_tf.models.sequence_base:Perplexity",
     "aigc_tf>CausalSelfAttention": "aigc_tf.layers.transformer:CausalSelfAttention",
     "aigc_tf>TransformerBlock": "aigc_tf.layers.transformer:TransformerBlock",
     "aigc_tf>FrechetDistance": "aigc_tf.metrics.streaming:FrechetDistance",

@@ -1,4 +1,4 @@
-"""GAN and VAE losses as pure functions of tensors.
+"""GAN, VAE and token-sequence losses as pure functions of tensors.
 
 Every function takes logits (never probabilities) so that ``log sigmoid`` is
 computed stably with ``softplus``: ``-log(sigmoid(x)) = softplus(-x)`` and
@@ -96,3 +96,35 @@ def bernoulli_nll(targets, logits):
     """
     per_pixel = ops.softplus(logits) - targets * logits
     return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=1)
+
+
+def masked_token_loss(targets, logits):
+    """``(sum of cross-entropy over non-padding targets, number of those targets)``.
+
+    ``targets`` int (B, T) with 0 = padding, ``logits`` (B, T, V):
+    ``total = sum_{b,t: y_bt != 0} -log softmax(logits_bt)[y_bt]``, ``count = #{y_bt != 0}``.
+    The mean token loss is ``total / count``; dividing each replica's
+    ``total`` by the *global* count makes the summed replica gradients equal
+    one device's gradient of the global mean, even when replicas hold
+    different numbers of real tokens.
+    """
+    mask = ops.cast(ops.not_equal(targets, 0), "float32")
+    ce = ops.sparse_categorical_crossentropy(targets, ops.cast(logits, "float32"), from_logits=True)
+    return ops.sum(ce * mask), ops.sum(mask)
+
+
+def sequence_nll(targets, logits):
+    """Per-sequence reconstruction term of a text VAE and its token count, (B,) each.
+
+    ``nll_b = sum_{t: y_bt != 0} -log softmax(logits_bt)[y_bt]``, ``count_b = #{t: y_bt != 0}``.
+    """
+    mask = ops.cast(ops.not_equal(targets, 0), "float32")
+    ce = ops.sparse_categorical_crossentropy(targets, ops.cast(logits, "float32"), from_logits=True)
+    return ops.sum(ce * mask, axis=-1), ops.sum(mask, axis=-1)
+
+
+def kl_anneal_weight(step, anneal_steps: int):
+    """Linear KL annealing (Bowman et al. 2016): ``beta = min(1, step / anneal_steps)``; 1 when ``anneal_steps <= 0``."""
+    if anneal_steps <= 0:
+        return ops.convert_to_tensor(1.0)
+    return ops.minimum(1.0, ops.cast(step, "float32") / float(anneal_steps))

@@ -1,73 +1,141 @@
-"""Model names used in configs -> model class, family and preset arguments."""
+"""Names used in configs -> model families (tasks) and model classes, resolved lazily.
+
+Everything here is strings until something is built: looking a name up,
+listing a model's config arguments and validating a config import neither
+TensorFlow nor any model module. A model's arguments are read from its
+class's ``__init__`` signature in the source file (``ast``), so the
+constructor stays the one place that defines them; ``tests/test_registry.py``
+checks the result against ``inspect.signature`` of the imported class.
+
+Adding a model family is one entry in ``FAMILIES`` (its task) and one per
+model name in ``MODELS`` (see docs/ARCHITECTURE.md).
+"""
 
 from __future__ import annotations
 
-import inspect
-import typing
+import ast
+import dataclasses
+import functools
+import importlib
+import importlib.util
 from typing import Any
 
-from aigc_tf.models.gan import GAN
-from aigc_tf.models.gpt import GPT
-from aigc_tf.models.lstm_lm import LSTMLanguageModel
-from aigc_tf.models.seq2seq import Seq2Seq
-from aigc_tf.models.text_vae import TextVAE
-from aigc_tf.models.vae import VAE
-
-# name: (class, preset keyword arguments). A config's `model:` section may
-# override any constructor argument except those filled from the data.
-MODELS: dict[str, tuple[type, dict]] = {
-    "mlp_gan": (GAN, {"architecture": "mlp"}),
-    "dcgan": (GAN, {"architecture": "dcgan"}),
-    "cgan": (GAN, {"architecture": "dcgan", "conditional": True}),
-    "mlp_vae": (VAE, {"architecture": "mlp"}),
-    "conv_vae": (VAE, {"architecture": "conv"}),
-    "cvae": (VAE, {"architecture": "conv", "conditional": True}),
-    "lstm_lm": (LSTMLanguageModel, {}),
-    "gpt": (GPT, {}),
-    "seq2seq": (Seq2Seq, {}),
-    "text_vae": (TextVAE, {}),
+# family -> its task class (aigc_tf.tasks.base.Task): everything family-specific.
+FAMILIES: dict[str, str] = {
+    "gan": "aigc_tf.tasks.image:GANTask",
+    "vae": "aigc_tf.tasks.image:VAETask",
+    "lm": "aigc_tf.tasks.text:LanguageModelTask",
+    "seq2seq": "aigc_tf.tasks.text:Seq2SeqTask",
+    "text_vae": "aigc_tf.tasks.text:TextVAETask",
 }
 
-# Filled from the dataset (image_shape, num_classes; vocabulary, tokenizer) and the top-level seed.
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    family: str
+    cls: str  # "module:Class"
+    preset: dict = dataclasses.field(default_factory=dict)
+
+
+# name: family, class, preset keyword arguments. A config's `model:` section may
+# override any constructor argument except those filled from the data.
+MODELS: dict[str, ModelSpec] = {
+    "mlp_gan": ModelSpec("gan", "aigc_tf.models.gan:GAN", {"architecture": "mlp"}),
+    "dcgan": ModelSpec("gan", "aigc_tf.models.gan:GAN", {"architecture": "dcgan"}),
+    "cgan": ModelSpec("gan", "aigc_tf.models.gan:GAN", {"architecture": "dcgan", "conditional": True}),
+    "mlp_vae": ModelSpec("vae", "aigc_tf.models.vae:VAE", {"architecture": "mlp"}),
+    "conv_vae": ModelSpec("vae", "aigc_tf.models.vae:VAE", {"architecture": "conv"}),
+    "cvae": ModelSpec("vae", "aigc_tf.models.vae:VAE", {"architecture": "conv", "conditional": True}),
+    "lstm_lm": ModelSpec("lm", "aigc_tf.models.lstm_lm:LSTMLanguageModel"),
+    "gpt": ModelSpec("lm", "aigc_tf.models.gpt:GPT"),
+    "seq2seq": ModelSpec("seq2seq", "aigc_tf.models.seq2seq:Seq2Seq"),
+    "text_vae": ModelSpec("text_vae", "aigc_tf.models.text_vae:TextVAE"),
+}
+
+# Constructor arguments filled from the dataset or the top-level seed, never from `model:`.
 FROM_DATA = ("image_shape", "num_classes", "vocabulary", "tokenizer", "seed")
-_FAMILIES = {GAN: "gan", VAE: "vae", LSTMLanguageModel: "lm", GPT: "lm", Seq2Seq: "seq2seq", TextVAE: "text_vae"}
-# Which batches each text family trains on (see aigc_tf.data.text.load_text_data).
-TEXT_TASKS = {"lm": "lm", "seq2seq": "pairs", "text_vae": "sentences"}
+_ANNOTATION_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple, "list": list,
+                     "dict": dict, "None": None, "Any": Any}
 
 
-def model_arguments(name: str) -> dict[str, tuple[Any, Any]]:
-    """``{argument: (type annotation, default)}`` a config may set for ``name``."""
-    cls, preset = MODELS[name]
-    hints = typing.get_type_hints(cls.__init__)
-    out = {}
-    for pname, param in inspect.signature(cls.__init__).parameters.items():
-        if pname in ("self", "kwargs") or pname in FROM_DATA:
-            continue
-        out[pname] = (hints.get(pname, Any), preset.get(pname, param.default))
-    return out
+def _import(target: str):
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def model_class(name: str) -> type:
+    """The class behind a model name (imports it, and so TensorFlow)."""
+    return _import(MODELS[name].cls)
 
 
 def family(name: str) -> str:
-    """``gan``, ``vae`` (images) or ``lm``, ``seq2seq``, ``text_vae`` (text)."""
-    return _FAMILIES[MODELS[name][0]]
+    """The family of a model name: a key of ``FAMILIES``."""
+    return MODELS[name].family
 
 
-def is_text(name: str) -> bool:
-    return family(name) in TEXT_TASKS
+@functools.cache
+def task_class(family_name: str):
+    """The task class of a family (task modules import no TensorFlow at module level)."""
+    return _import(FAMILIES[family_name])
 
 
-def text_task(name: str) -> str:
-    return TEXT_TASKS[family(name)]
+def task_for(name: str):
+    """A task instance for a model name."""
+    return task_class(family(name))()
+
+
+@functools.cache
+def _init_signature(target: str) -> dict[str, tuple[Any, Any]]:
+    """``{argument: (annotation, default)}`` of ``Class.__init__``, read from the source."""
+    module, cls_name = target.split(":")
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == cls_name:
+            break
+    else:
+        raise LookupError(f"class {cls_name} not found in {spec.origin}")
+    init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    args = init.args.args[1:]  # drop self
+    defaults = [None] * (len(args) - len(init.args.defaults)) + list(init.args.defaults)
+    out = {}
+    for arg, default in zip(args, defaults, strict=True):
+        annotation = eval(ast.unparse(arg.annotation), {"__builtins__": {}}, _ANNOTATION_NAMES) if arg.annotation else Any
+        out[arg.arg] = (annotation, ast.literal_eval(default) if default is not None else inspect_empty)
+    return out
+
+
+class _Empty:
+    def __repr__(self):
+        return "<required>"
+
+
+inspect_empty = _Empty()
+
+
+def model_arguments(name: str) -> dict[str, tuple[Any, Any]]:
+    """``{argument: (type annotation, default)}`` a config may set for ``name`` (no imports)."""
+    spec = MODELS[name]
+    out = {}
+    for pname, (annotation, default) in _init_signature(spec.cls).items():
+        if pname in FROM_DATA:
+            continue
+        out[pname] = (annotation, spec.preset.get(pname, default))
+    return out
 
 
 def build_model(model_cfg: dict, seed: int, **from_data):
     """Instantiate the model a config's ``model:`` section describes.
 
-    ``from_data``: ``image_shape`` and ``num_classes`` for image models,
-    ``vocabulary`` and ``tokenizer`` for text models.
+    ``from_data``: what the family's task takes from the dataset
+    (``image_shape`` and ``num_classes`` for images, ``vocabulary`` and
+    ``tokenizer`` for text).
     """
-    cls, preset = MODELS[model_cfg["name"]]
-    kwargs = {**preset, **{k: v for k, v in model_cfg.items() if k != "name"}}
-    if "image_shape" in from_data:
-        from_data["image_shape"] = tuple(from_data["image_shape"])
-    return cls(seed=seed, **from_data, **kwargs)
+    spec = MODELS[model_cfg["name"]]
+    kwargs = {**spec.preset, **{k: v for k, v in model_cfg.items() if k != "name"}}
+    return model_class(model_cfg["name"])(seed=seed, **from_data, **kwargs)
+
+
+def names_of_family(*families: str) -> list[str]:
+    return [n for n, s in MODELS.items() if s.family in families]
+

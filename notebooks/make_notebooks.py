@@ -21,7 +21,7 @@ NOTEBOOKS = {
             "suite runs it that way)."
         ),
         new_code_cell(
-            "from aigc_tf import training, viz\n"
+            "from aigc_tf import viz\n"
             "from aigc_tf.notebook import NotebookRun\n\n"
             "# 10 of the config's 100 epochs (about a minute on 2 CPU cores).\n"
             "session = NotebookRun(\n"
@@ -34,7 +34,8 @@ NOTEBOOKS = {
         new_code_cell("model = session.train()"),
         new_code_cell(
             "import matplotlib.pyplot as plt\n\n"
-            "images = training.sample_images(model, 64, seed=0)\n"
+            "from aigc_tf.tasks.image import sample_images\n\n"
+            "images = sample_images(model, 64, seed=0)\n"
             "fig, ax = plt.subplots(figsize=(5, 5))\n"
             "ax.imshow(viz.image_grid(images)[..., 0], cmap=\"gray\")\n"
             "ax.axis(\"off\")\n"
@@ -57,7 +58,6 @@ NOTEBOOKS = {
             "re-running reuses a finished run. `AIGC_TF_NOTEBOOK_SMALL=1` selects tiny settings."
         ),
         new_code_cell(
-            "from aigc_tf import training\n"
             "from aigc_tf.evaluate import evaluate_run\n"
             "from aigc_tf.notebook import NotebookRun\n\n"
             "# 3 of the config's 22 epochs for a quick look (about 90 s on 2 CPU cores; all 22 take about 11 minutes).\n"
@@ -73,8 +73,9 @@ NOTEBOOKS = {
             "# No max_new_tokens: as many as the 128-token context leaves after the prompt.\n"
             "prompt = \"The \"\n"
             "max_new = gpt.new_token_budget(int(gpt.tokenize([prompt])[1][0]))\n"
-            "for text in training.sample_texts(gpt, prompt, num_samples=3, max_new_tokens=max_new, temperature=0.8,\n"
-            "                                  seed=0, top_p=0.95):\n"
+            "from aigc_tf.tasks.text import sample_texts\n\n"
+            "for text in sample_texts(gpt, prompt, num_samples=3, max_new_tokens=max_new, temperature=0.8,\n"
+            "                         seed=0, top_p=0.95):\n"
             "    print(gpt.join(prompt, text), end=\"\\n\\n\")"
         ),
         new_code_cell(

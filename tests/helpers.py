@@ -20,6 +20,10 @@ TINY_MODEL = {
     "mlp_vae": {"latent_dim": 4},
     "conv_vae": {"latent_dim": 4},
     "cvae": {"latent_dim": 4},
+    "lstm_lm": {"units": 32, "embed_dim": 16},
+    "gpt": {"context_length": 32, "num_layers": 1, "num_heads": 2, "embed_dim": 16, "dropout": 0.0},
+    "seq2seq": {"units": 32, "embed_dim": 16},
+    "text_vae": {"units": 32, "embed_dim": 16, "latent_dim": 4, "kl_anneal_steps": 10},
 }
 
 
@@ -34,6 +38,22 @@ def tiny_config(model_name: str = "dcgan", **sections):
     for key, value in sections.items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
     return from_dict(raw, "test")
+
+
+def tiny_model_config(model_name: str):
+    """A valid tiny Config for any registered model, on its modality's embedded data."""
+    from aigc_tf import registry
+
+    if registry.task_for(model_name).modality == "text":
+        raw = {
+            "seed": 1,
+            "model": {"name": model_name, **TINY_MODEL.get(model_name, {})},
+            "data": {"name": "embedded", "tokenizer": "char", "seq_len": 32, "batch_size": 8, "max_examples": 40},
+            # The shipped text configs' Adam settings.
+            "train": {"epochs": 1, "verbose": 0, "num_samples": 2, "learning_rate": 2e-3, "beta_1": 0.9},
+        }
+        return from_dict(raw, "test")
+    return tiny_config(model_name)
 
 
 def run_python(code_or_file: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -9,6 +9,7 @@ from aigc_tf import evaluate, training
 from aigc_tf.cli import main
 from aigc_tf.metrics import distances
 from aigc_tf.metrics.classifier import ClassifierSpec, get_classifier
+from aigc_tf.tasks.image import reference_halves
 from tests.helpers import run_python, tiny_config
 
 
@@ -72,7 +73,7 @@ def test_classifier_is_cached_and_fixed(digits_classifier, cache):
 @pytest.mark.slow
 def test_real_vs_real_is_small_and_noise_and_collapse_are_far_worse(digits_classifier):
     cfg = tiny_config("dcgan", data={"max_examples": None})
-    r1, r2, _, split = evaluate.reference_halves(cfg)
+    r1, r2, _, split = reference_halves(cfg)
     assert split == "train+test" and len(r1) == len(r2) == 898
     f1, f2 = digits_classifier.features(r1), digits_classifier.features(r2)
     rng = np.random.default_rng(0)

@@ -92,3 +92,21 @@ def test_bernoulli_nll_matches_cross_entropy():
     p = _sigmoid(logits)
     expected = -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2, 3))
     np.testing.assert_allclose(losses.bernoulli_nll(x, logits).numpy(), expected, rtol=1e-5)
+
+
+def test_masked_token_loss_golden_values():
+    # Two rows, vocabulary 3; the second row's last target is padding.
+    logits = np.array([[[0.0, 1.0, 2.0], [2.0, 0.0, 0.0]], [[1.0, 1.0, 1.0], [5.0, -1.0, 0.0]]], "float32")
+    targets = np.array([[2, 1], [1, 0]], "int32")
+    lse = lambda row: np.log(np.exp(row).sum())  # noqa: E731
+    expected = (lse(logits[0, 0]) - 2.0) + (lse(logits[0, 1]) - 0.0) + (lse(logits[1, 0]) - 1.0)
+    total, count = losses.masked_token_loss(targets, logits)
+    assert np.isclose(float(total), expected, rtol=1e-6) and float(count) == 3.0
+    nll, counts = losses.sequence_nll(targets, logits)
+    np.testing.assert_allclose(nll.numpy(), [(lse(logits[0, 0]) - 2.0) + lse(logits[0, 1]), np.log(3.0)], rtol=1e-6)
+    np.testing.assert_array_equal(counts.numpy(), [2.0, 1.0])
+
+
+def test_kl_anneal_weight_is_linear_then_one():
+    assert [float(losses.kl_anneal_weight(s, 4)) for s in (0, 1, 2, 4, 9)] == [0.0, 0.25, 0.5, 1.0, 1.0]
+    assert float(losses.kl_anneal_weight(0, 0)) == 1.0

@@ -14,7 +14,7 @@ from aigc_tf.models.vae import VAE
 from tests.helpers import tiny_config
 
 # Text models have their own suite (tests/test_text_models.py) over text data.
-MODELS = [name for name in registry.MODELS if not registry.is_text(name)]
+MODELS = registry.names_of_family("gan", "vae")
 
 
 def _model_and_data(model_name, **data):

@@ -69,7 +69,7 @@ def test_log_likelihood_from_start_scores_only_the_continuation(char_ids):
 def test_continuation_perplexity_scores_each_continuation_given_its_prefix():
     import tensorflow as tf
 
-    from aigc_tf.evaluate import continuation_perplexity
+    from aigc_tf.tasks.text import continuation_perplexity
 
     lm = KneserNey(order=2, vocab_size=6, discount=0.5).fit([2, 3, 4, 2, 3, 5, 3, 4])
     prefix = tf.constant([[2, 3, 0], [3, 0, 0]])

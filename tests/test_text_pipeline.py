@@ -161,7 +161,8 @@ print(json.dumps({{"mean": enc["mean"].numpy().tolist(), "texts": [t.decode() fo
 
 
 def test_evaluate_reports_perplexities_ngram_baseline_and_distinct(gpt_run):
-    from aigc_tf.evaluate import evaluate_run, lm_perplexity
+    from aigc_tf.evaluate import evaluate_run
+    from aigc_tf.tasks.text import lm_perplexity
 
     result = evaluate_run(gpt_run, n_samples=4, seed=0)
     for key in ("val_perplexity", "val_perplexity_sliding", "ngram_val_perplexity", "distinct_1", "distinct_2"):

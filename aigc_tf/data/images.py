@@ -47,7 +47,7 @@ import tensorflow as tf
 
 from aigc_tf.errors import DataError
 
-IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "npz", "idx", "folder")
+from aigc_tf.data import IMAGE_DATASETS  # noqa: E402  (re-exported)
 VALUE_RANGES = ("tanh", "unit")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 

@@ -58,8 +58,7 @@ import tensorflow as tf
 
 from aigc_tf.errors import DataError
 
-TOKENIZER_LEVELS = ("char", "word")
-TEXT_DATASETS = ("embedded", "text", "imdb_reviews", "aclimdb")
+from aigc_tf.data import TEXT_DATASETS, TOKENIZER_LEVELS  # noqa: E402  (re-exported)
 TEXT_TASKS = ("lm", "pairs", "sentences")
 
 EMBEDDED_CORPUS_DESCRIPTION = (

@@ -173,10 +173,7 @@ class TextVAE(TextModel):
 
     # ----------------------------------------------------------- training
     def kl_weight(self):
-        if self.kl_anneal_steps <= 0:
-            return tf.constant(1.0)
-        step = tf.cast(self.optimizer.iterations, tf.float32)
-        return tf.minimum(1.0, step / float(self.kl_anneal_steps))
+        return losses.kl_anneal_weight(self.optimizer.iterations, self.kl_anneal_steps)
 
     def elbo_terms(self, tokens, training=False, word_dropout=0.0, eps=None):
         """Per-sentence ``(reconstruction NLL summed over tokens, KL, token count)`` (B,).
@@ -195,10 +192,8 @@ class TextVAE(TextModel):
             position = tf.range(tf.shape(inputs)[1])[None, :]
             drop = (u < word_dropout) & (inputs != 0) & (position > 0)
             inputs = tf.where(drop, UNK_ID, inputs)
-        logits = tf.cast(self.decode_logits(z, inputs, training), tf.float32)
-        mask = tf.cast(tokens != 0, tf.float32)
-        ce = ops.sparse_categorical_crossentropy(tokens, logits, from_logits=True)
-        return tf.reduce_sum(ce * mask, axis=-1), losses.gaussian_kl(mean, log_var), tf.reduce_sum(mask, axis=-1)
+        recon, count = losses.sequence_nll(tokens, self.decode_logits(z, inputs, training))
+        return recon, losses.gaussian_kl(mean, log_var), count
 
     @staticmethod
     def _unpack(data):

@@ -1,0 +1,111 @@
+"""The family seam: one :class:`Task` per model family owns everything family-specific.
+
+The core (config, training, callbacks, evaluate, export, cli) asks the task
+and never branches on a family or model name. A task module imports no
+TensorFlow at module level: config validation and ``aigc-tf --help`` use
+:meth:`Task.check_config` and :meth:`Task.add_sample_arguments` without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from aigc_tf.errors import ConfigError
+
+
+def positive(text: str) -> int:
+    """argparse type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+class Task:
+    """Base class of a family's task. Subclasses set the class attributes and
+    override the methods their family needs.
+
+    Attributes:
+        family: key in :data:`aigc_tf.registry.FAMILIES`.
+        modality: what the family generates (``"image"``, ``"text"``, ...).
+        datasets: the ``data.name`` values the family accepts.
+        sparse_metrics: metrics logged only on some epochs (``history.json``
+            keeps their epochs in ``<key>_epochs``).
+    """
+
+    family: str = ""
+    modality: str = ""
+    datasets: tuple[str, ...] = ()
+    sparse_metrics: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------ config
+    def check_config(self, cfg, source: str) -> None:
+        """Family-specific validation of a whole config (no TensorFlow); raise ConfigError."""
+        from aigc_tf import registry
+
+        if cfg.data.name not in self.datasets:
+            same = registry.names_of_family(*_families_of_modality(self.modality))
+            raise ConfigError(
+                f"{source}: model {cfg.model['name']!r} is a {self.modality} model but data.name={cfg.data.name!r} "
+                f"is not one of its datasets; use one of: {', '.join(self.datasets)} "
+                f"(or a model for that data; {self.modality} models: {', '.join(same)})"
+            )
+
+    # -------------------------------------------------------- data, model
+    def load_data(self, cfg, seed_offset: int = 0, model=None):
+        """The config's dataset (``model``: a trained model whose vocabulary etc. to reuse)."""
+        raise NotImplementedError
+
+    def build_model(self, cfg, data):
+        """Build and compile the configured model for ``data`` (inside the strategy scope)."""
+        raise NotImplementedError
+
+    def check_model(self, cfg, model) -> None:
+        """Checks before ``fit`` on a built or resumed model (fail now, not after an epoch)."""
+
+    # ------------------------------------------------------------ training
+    def write_samples(self, cfg, model, folder: Path, epoch: int) -> None:
+        """Per-epoch samples into ``folder`` (the run's ``samples/``; called on the chief only)."""
+
+    def quality_callback(self, cfg):
+        """A prepared Keras callback adding the family's quality metric to ``logs``, or None."""
+        return None
+
+    def hypermodel(self, cfg, search_space: dict[str, Any]):
+        """A ``keras_tuner.HyperModel`` for this family (filled by the tuning issue)."""
+        raise NotImplementedError(f"tuning is not implemented yet for the {self.family} family")
+
+    # ---------------------------------------------------- after training
+    def evaluate(self, run_dir: Path, cfg, model, n_samples: int | None, seed: int, **options) -> dict:
+        raise NotImplementedError
+
+    def export_endpoints(self, model) -> dict:
+        """``{signature name: (function, input TensorSpecs)}`` for the SavedModel."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- cli
+    @classmethod
+    def add_sample_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Options of ``aigc-tf sample`` for this family (shared by every family's runs)."""
+
+    def sample(self, args, cfg, run_dir: Path, model) -> int:
+        """``aigc-tf sample`` for a run of this family."""
+        raise NotImplementedError
+
+    def check_sample_arguments(self, args, cfg, run_dir: Path) -> None:
+        """Refuse bad or foreign options before the model loads."""
+
+    @classmethod
+    def add_commands(cls, subparsers) -> None:
+        """CLI commands of the family's own (e.g. ``aigc-tf generate``)."""
+
+
+def _families_of_modality(modality: str) -> list[str]:
+    from aigc_tf import registry
+
+    return [f for f in registry.FAMILIES if registry.task_class(f).modality == modality]
