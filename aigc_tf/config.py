@@ -36,24 +36,26 @@ LR_SCHEDULES = ("constant", "cosine")
 
 @dataclasses.dataclass
 class DataConfig:
-    """Where the training data (images or text) comes from and how it is batched."""
+    """The ``data:`` keys every modality has. Each family's task extends it with its
+    modality's own keys (``aigc_tf.tasks.image.ImageDataConfig``, ``...text.TextDataConfig``),
+    and a config's ``data:`` section is validated against that class."""
 
     name: str = "digits"
     path: str | None = None
     batch_size: int = 64
-    image_size: int | None = None
-    channels: int | None = None
     shuffle_buffer: int = 10000
     max_examples: int | None = None
     data_dir: str | None = None
     download: bool = True
-    cache: bool = True
-    # Text datasets (embedded, text, imdb_reviews, aclimdb) only:
-    tokenizer: str = "char"  # char | word
-    vocab_size: int | None = None  # most frequent tokens kept, incl. padding and [UNK]; null = all
-    seq_len: int = 128  # LM window / seq2seq half / VAE sentence length, in tokens
-    unsupervised: bool = False  # imdb: add the 50,000 unlabelled reviews to training
-    random_windows: bool = False  # LMs and seq2seq: new random cut points for training rows each epoch
+
+
+# Release 0.1.0 had one flat data section; its run directories record every key
+# with these defaults. A key of another modality at its old default is dropped
+# when such a config is read; set to anything else it is an error.
+LEGACY_DATA_DEFAULTS = {
+    "image_size": None, "channels": None, "cache": True,
+    "tokenizer": "char", "vocab_size": None, "seq_len": 128, "unsupervised": False, "random_windows": False,
+}
 
 
 @dataclasses.dataclass
@@ -117,7 +119,6 @@ class Config:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-_SECTIONS = {"data": DataConfig, "train": TrainConfig}
 
 
 def _suggest(key: str, choices: typing.Iterable[str]) -> str:
@@ -182,7 +183,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where} must be {_type_name(tp)}, got {value!r}")
 
 
-def _section_from_dict(cls: type, raw: Any, section: str, source: str):
+def _section_from_dict(cls: type, raw: Any, section: str, source: str, what: str = "", legacy: dict | None = None):
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -191,9 +192,11 @@ def _section_from_dict(cls: type, raw: Any, section: str, source: str):
     fields = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in raw.items():
+        if isinstance(key, str) and key not in fields and legacy and key in legacy and value == legacy[key]:
+            continue  # written by an older release with its default: means nothing here
         if not isinstance(key, str) or key not in fields:
             raise ConfigError(
-                f"{source}: unknown key '{section}.{key}'{_suggest(key, fields)}; "
+                f"{source}: unknown key '{section}.{key}'{what}{_suggest(key, fields)}; "
                 f"valid keys are: {', '.join(sorted(fields))}"
             )
         kwargs[key] = coerce(value, hints[key], f"{source}: {section}.{key}")
@@ -242,10 +245,8 @@ def _check_values(cfg: Config, source: str) -> None:
         "train.quality_samples": t.quality_samples,
         "data.batch_size": d.batch_size,
         "data.shuffle_buffer": d.shuffle_buffer,
-        "data.seq_len": d.seq_len,
     }
-    for opt in ("train.steps_per_epoch", "data.max_examples", "data.image_size", "data.vocab_size",
-                "train.sample_max_new_tokens"):
+    for opt in ("train.steps_per_epoch", "data.max_examples", "train.sample_max_new_tokens"):
         section, key = opt.split(".")
         value = getattr(t if section == "train" else d, key)
         if value is not None:
@@ -267,8 +268,6 @@ def _check_values(cfg: Config, source: str) -> None:
 
     # What only the model's family knows: its datasets and its own keys.
     registry.task_for(cfg.model["name"]).check_config(cfg, source)
-    if d.channels is not None and d.channels not in (1, 3):
-        raise ConfigError(f"{source}: data.channels must be 1 or 3 (or null to keep the images' own)")
 
 
 def from_dict(raw: Any, source: str = "config") -> Config:
@@ -282,10 +281,15 @@ def from_dict(raw: Any, source: str = "config") -> Config:
                 f"{source}: unknown top-level key '{key}'{_suggest(str(key), known)}; "
                 f"valid keys are: {', '.join(known)}"
             )
+    from aigc_tf import registry
+
+    model = _validate_model(raw.get("model", {"name": "dcgan"}), source)
+    task = registry.task_for(model["name"])
     cfg = Config(
         seed=coerce(raw.get("seed", 0), int, f"{source}: seed"),
-        model=_validate_model(raw.get("model", {"name": "dcgan"}), source),
-        data=_section_from_dict(DataConfig, raw.get("data"), "data", source),
+        model=model,
+        data=_section_from_dict(task.data_config, raw.get("data"), "data", source,
+                                what=f" for {task.modality} models", legacy=LEGACY_DATA_DEFAULTS),
         train=_section_from_dict(TrainConfig, raw.get("train"), "train", source),
     )
     _check_values(cfg, source)

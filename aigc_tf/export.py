@@ -40,8 +40,9 @@ def pixels(images, value_range: str):
     """Model images (``tanh`` [-1, 1] or ``unit`` [0, 1]) -> ``uint8`` [0, 255], in the graph."""
     import tensorflow as tf
 
-    unit = (images + 1.0) / 2.0 if value_range == "tanh" else images
-    return tf.cast(tf.round(tf.clip_by_value(unit, 0.0, 1.0) * 255.0), tf.uint8)
+    from aigc_tf.viz import unit_range
+
+    return tf.cast(tf.round(tf.clip_by_value(unit_range(images, value_range), 0.0, 1.0) * 255.0), tf.uint8)
 
 
 def endpoints(model) -> dict:

@@ -32,7 +32,6 @@ REGISTERED = {
     "aigc_tf>Perplexity": "aigc_tf.models.sequence_base:Perplexity",
     "aigc_tf>CausalSelfAttention": "aigc_tf.layers.transformer:CausalSelfAttention",
     "aigc_tf>TransformerBlock": "aigc_tf.layers.transformer:TransformerBlock",
-    "aigc_tf>FrechetDistance": "aigc_tf.metrics.streaming:FrechetDistance",
     "aigc_tf>word_standardize": "aigc_tf.data.text:word_standardize",
 }
 FUNCTIONS = {"aigc_tf>word_standardize"}

@@ -94,7 +94,7 @@ def bernoulli_nll(targets, logits):
     For non-binary targets this is the usual cross-entropy reconstruction term
     (not a normalised density); binarise the data to compare with the literature.
     """
-    per_pixel = ops.softplus(logits) - targets * logits
+    per_pixel = ops.softplus(logits) - ops.cast(targets, logits.dtype) * logits
     return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=1)
 
 

@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 
 
+def unit_range(images, value_range: str):
+    """The one model-range -> [0, 1] formula (``tanh``: ``(x + 1) / 2``; ``unit``: ``x``),
+    unclipped; works on numpy arrays and tensors alike (the export uses it in the graph)."""
+    return (images + 1.0) / 2.0 if value_range == "tanh" else images
+
+
 def to_unit(images, value_range: str) -> np.ndarray:
-    """Map images from the model's range (``tanh`` [-1, 1] or ``unit`` [0, 1]) to [0, 1]."""
-    x = np.asarray(images, dtype=np.float32)
-    if value_range == "tanh":
-        x = (x + 1.0) / 2.0
-    return np.clip(x, 0.0, 1.0)
+    """Map images from the model's range (``tanh`` [-1, 1] or ``unit`` [0, 1]) to [0, 1], as numpy."""
+    return np.clip(unit_range(np.asarray(images, dtype=np.float32), value_range), 0.0, 1.0)
 
 
 def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:

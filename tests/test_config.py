@@ -103,3 +103,29 @@ def test_resolved_config_round_trips(tmp_path):
 def test_bad_set_syntax():
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         load_config(CONFIGS / "dcgan_digits.yaml", ["train.epochs"])
+
+
+def test_data_keys_are_checked_against_the_models_modality():
+    from aigc_tf.config import from_dict
+    from aigc_tf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown key 'data.seq_len' for image models.*valid keys are: batch_size, cache, channels"):
+        from_dict({"model": {"name": "dcgan"}, "data": {"name": "digits", "seq_len": 64}}, "t")
+    with pytest.raises(ConfigError, match=r"unknown key 'data.seq_lenn' for text models \(did you mean 'seq_len'"):
+        from_dict({"model": {"name": "gpt"}, "data": {"name": "embedded", "seq_lenn": 32}}, "t")
+    text = from_dict({"model": {"name": "gpt", "context_length": 128}, "data": {}}, "t")
+    assert text.data.name == "embedded" and text.data.seq_len == 128 and not hasattr(text.data, "channels")
+
+
+def test_release_0_1_0_flat_data_sections_still_load():
+    """Old run directories record every key of the old flat section at its default."""
+    from aigc_tf.config import LEGACY_DATA_DEFAULTS, from_dict
+    from aigc_tf.errors import ConfigError
+
+    flat = {"name": "digits", "batch_size": 16, **LEGACY_DATA_DEFAULTS}
+    cfg = from_dict({"model": {"name": "dcgan"}, "data": flat}, "old")
+    assert cfg.data.batch_size == 16 and not hasattr(cfg.data, "seq_len")
+    text = from_dict({"model": {"name": "lstm_lm"}, "data": {**flat, "name": "embedded", "seq_len": 64}}, "old")
+    assert text.data.seq_len == 64 and not hasattr(text.data, "cache")
+    with pytest.raises(ConfigError, match="unknown key 'data.channels' for text models"):
+        from_dict({"model": {"name": "lstm_lm"}, "data": {"name": "embedded", "channels": 3}}, "old")

@@ -53,18 +53,6 @@ def test_tokenizer_saves_with_a_model(tmp_path):
     np.testing.assert_array_equal(model(x).numpy(), loaded(x).numpy())
 
 
-def test_lm_windows_shift_by_one_token():
-    ids = np.arange(2, 2 + 41, dtype=np.int32)  # 41 tokens -> 40 input/target pairs
-    ds = text.lm_windows(ids, seq_len=8, batch_size=2, shuffle=False)
-    batches = list(ds)
-    inputs = np.concatenate([b[0].numpy() for b in batches])
-    targets = np.concatenate([b[1].numpy() for b in batches])
-    assert inputs.shape == targets.shape == (5, 8)
-    np.testing.assert_array_equal(targets[:, :-1], inputs[:, 1:])
-    np.testing.assert_array_equal(inputs.ravel(), ids[:40])
-    np.testing.assert_array_equal(targets.ravel(), ids[1:41])
-
-
 def test_token_stream_drops_padding():
     tok = text.build_tokenizer(["ab", "abc"], "char")
     stream = text.token_stream(tok, ["ab", "abc"])
@@ -76,7 +64,6 @@ def test_token_stream_drops_padding():
     [
         (lambda: text.build_tokenizer(["x"], "bpe"), "unknown tokenizer 'bpe'"),
         (lambda: text.build_tokenizer(["", "  "], "char"), "the corpus is empty"),
-        (lambda: text.lm_windows(np.arange(5), seq_len=8, batch_size=1), "fewer than one window"),
     ],
 )
 def test_errors_name_the_problem(call, message):

@@ -50,9 +50,13 @@ def built():
 
 def _with_noise(model, batch):
     """Image batches get explicit latent noise, so the fixed batch is fixed (GAN z, VAE eps)."""
+    rng = np.random.default_rng(0)
     if isinstance(batch, dict) and "images" in batch:
         n = int(batch["images"].shape[0])
-        return {**batch, "noise": np.random.default_rng(0).standard_normal((n, model.latent_dim)).astype("float32")}
+        return {**batch, "noise": rng.standard_normal((n, model.latent_dim)).astype("float32")}
+    if hasattr(model, "encode_text"):  # the text VAE: explicit posterior noise too
+        tokens = batch[0]
+        return {"tokens": tokens, "noise": rng.standard_normal((int(tokens.shape[0]), model.latent_dim)).astype("float32")}
     return batch
 
 

@@ -45,9 +45,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from aigc_tf.data import IMAGE_DATASETS  # noqa: E402  (re-exported)
 from aigc_tf.errors import DataError
 
-from aigc_tf.data import IMAGE_DATASETS  # noqa: E402  (re-exported)
 VALUE_RANGES = ("tanh", "unit")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -71,7 +71,6 @@ _IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 _DECODABLE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 _GRAYSCALE_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
 # ITU-R 601-2 luma, the weights tf.image.rgb_to_grayscale uses.
-_LUMA = (0.2989, 0.5870, 0.1140)
 
 
 @dataclasses.dataclass
@@ -383,20 +382,18 @@ def _preprocess(
 
 def _to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
     """(H, W, c) with c in 1..4 -> (H, W, channels); an alpha channel is dropped."""
-    source_channels = tf.shape(image)[-1]
-    # Both branches of tf.cond are built whatever c is, so use ops that are
-    # valid for any c: slicing clamps and the luma product broadcasts.
-    if channels == 3:
-        return tf.cond(
-            source_channels >= 3,
-            lambda: image[..., :3],
-            lambda: tf.repeat(image[..., :1], 3, axis=-1),
-        )
-    return tf.cond(
-        source_channels >= 3,
-        lambda: tf.reduce_sum(image[..., :3] * _LUMA, axis=-1, keepdims=True),
-        lambda: image[..., :1],
-    )
+    def colour(x):
+        return x[..., :3] if channels == 3 else tf.image.rgb_to_grayscale(x[..., :3])  # ITU-R 601 luma
+
+    def grey(x):
+        return tf.image.grayscale_to_rgb(x[..., :1]) if channels == 3 else x[..., :1]
+
+    known = image.shape[-1]
+    if known is not None:
+        return colour(image) if known >= 3 else grey(image)
+    # Unknown channel count (decoded files): both branches are built, and
+    # slicing clamps, so each op sees the channels it needs when it runs.
+    return tf.cond(tf.shape(image)[-1] >= 3, lambda: colour(image), lambda: grey(image))
 
 
 def _subset(split: _Split, max_examples: int | None) -> _Split:

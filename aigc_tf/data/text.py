@@ -56,9 +56,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from aigc_tf.data import TEXT_DATASETS, TOKENIZER_LEVELS  # noqa: E402  (re-exported)
 from aigc_tf.errors import DataError
 
-from aigc_tf.data import TEXT_DATASETS, TOKENIZER_LEVELS  # noqa: E402  (re-exported)
 TEXT_TASKS = ("lm", "pairs", "sentences")
 
 EMBEDDED_CORPUS_DESCRIPTION = (
@@ -216,25 +216,6 @@ def token_stream(tokenizer, texts) -> np.ndarray:
     ids = tokenizer(tf.constant(list(texts)))
     flat = tf.boolean_mask(ids, ids != 0) if ids.shape.rank == 2 else ids
     return flat.numpy().astype(np.int32)
-
-
-def lm_windows(ids: np.ndarray, seq_len: int, batch_size: int, *, shuffle: bool = True, seed: int = 0):
-    """``(inputs, targets)`` batches of length ``seq_len`` where ``targets[t] = inputs[t + 1]``.
-
-    Consecutive windows overlap by nothing (stride ``seq_len``); the last
-    incomplete window is dropped.
-    """
-    if len(ids) < seq_len + 1:
-        raise DataError(
-            f"the corpus has {len(ids)} tokens, fewer than one window of {seq_len + 1}; lower data.seq_len or add text"
-        )
-    # Stride seq_len: the last target of one window is the first input of the next.
-    ds = tf.data.Dataset.from_tensor_slices(ids[: len(ids) - 1]).batch(seq_len, drop_remainder=True)
-    targets = tf.data.Dataset.from_tensor_slices(ids[1:]).batch(seq_len, drop_remainder=True)
-    ds = tf.data.Dataset.zip((ds, targets))
-    if shuffle:
-        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 # --------------------------------------------------------------------------

@@ -147,12 +147,12 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
         if self.conditional:
             if labels is None:
                 raise ValueError("this GAN is conditional: pass labels")
-            return [tf.convert_to_tensor(z, tf.float32), tf.cast(labels, tf.int32)]
+            return [tf.cast(z, self.compute_dtype), tf.cast(labels, tf.int32)]
         return z
 
     def _d_inputs(self, images, labels):
         if self.conditional:
-            return [tf.convert_to_tensor(images, tf.float32), tf.cast(labels, tf.int32)]
+            return [tf.cast(images, self.compute_dtype), tf.cast(labels, tf.int32)]
         return images
 
     def call(self, inputs, training=False):

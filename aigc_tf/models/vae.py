@@ -98,7 +98,7 @@ class VAE(common.LatentSamplingMixin, common.SingleOptimizerMixin, common.SeedSt
         if self.conditional:
             if labels is None:
                 raise ValueError("this VAE is conditional: pass labels")
-            return [tf.convert_to_tensor(x, tf.float32), tf.cast(labels, tf.int32)]
+            return [tf.cast(x, self.compute_dtype), tf.cast(labels, tf.int32)]
         return x
 
     def encode(self, images, labels=None):
@@ -115,7 +115,7 @@ class VAE(common.LatentSamplingMixin, common.SingleOptimizerMixin, common.SeedSt
     def reparameterize(self, mean, log_var, eps=None):
         if eps is None:
             eps = common.normal(tf.shape(mean), self.seed_generator)
-        return mean + tf.exp(0.5 * log_var) * eps
+        return mean + tf.exp(0.5 * log_var) * tf.cast(eps, mean.dtype)
 
     def _images_from_latent(self, z, labels):
         return self.decode(z, labels)  # Bernoulli means in [0, 1]

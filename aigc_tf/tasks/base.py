@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from aigc_tf.config import DataConfig
 from aigc_tf.errors import ConfigError
 
 
@@ -34,12 +35,15 @@ class Task:
         family: key in :data:`aigc_tf.registry.FAMILIES`.
         modality: what the family generates (``"image"``, ``"text"``, ...).
         datasets: the ``data.name`` values the family accepts.
+        data_config: the dataclass of the ``data:`` section (DataConfig plus
+            the modality's own keys).
         sparse_metrics: metrics logged only on some epochs (``history.json``
             keeps their epochs in ``<key>_epochs``).
     """
 
     family: str = ""
     modality: str = ""
+    data_config: type = DataConfig  # the dataclass a config's `data:` section is checked against
     datasets: tuple[str, ...] = ()
     sparse_metrics: tuple[str, ...] = ()
 

@@ -15,18 +15,30 @@ baseline compares like with like.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
+from aigc_tf.config import DataConfig
 from aigc_tf.data import IMAGE_DATASETS
 from aigc_tf.errors import ConfigError, UserError
 from aigc_tf.tasks.base import Task
 
 
+@dataclasses.dataclass
+class ImageDataConfig(DataConfig):
+    """``data:`` keys of image models."""
+
+    image_size: int | None = None  # resize to N x N (null: the images' own size)
+    channels: int | None = None  # force 1 or 3 channels (null: the images' own)
+    cache: bool = True  # cache the decoded images in memory
+
+
 class ImageTask(Task):
     modality = "image"
     datasets = IMAGE_DATASETS
+    data_config = ImageDataConfig
     value_range = "unit"
 
     def check_config(self, cfg, source: str) -> None:
@@ -46,11 +58,10 @@ class ImageTask(Task):
                 f"{source}: train.lr_schedule and train.clipnorm apply to text models; "
                 f"{cfg.model['name']!r} trains with a constant learning rate and no clipping"
             )
-        if cfg.data.random_windows:
-            raise ConfigError(
-                f"{source}: data.random_windows applies to language models and seq2seq, "
-                f"not {cfg.model['name']!r}; remove it"
-            )
+        if cfg.data.image_size is not None and cfg.data.image_size < 1:
+            raise ConfigError(f"{source}: data.image_size must be at least 1, got {cfg.data.image_size}")
+        if cfg.data.channels is not None and cfg.data.channels not in (1, 3):
+            raise ConfigError(f"{source}: data.channels must be 1 or 3 (or null to keep the images' own)")
 
     # -------------------------------------------------------- data, model
     def load_data(self, cfg, seed_offset: int = 0, model=None):

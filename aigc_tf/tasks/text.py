@@ -11,10 +11,12 @@ strings out (:func:`aigc_tf.models.text_base.text_generation_function`).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
+from aigc_tf.config import DataConfig
 from aigc_tf.data import TEXT_DATASETS, TOKENIZER_LEVELS
 from aigc_tf.errors import ConfigError, UserError
 from aigc_tf.tasks.base import Task
@@ -23,9 +25,22 @@ from aigc_tf.tasks.base import Task
 BASELINE_ORDER = {"char": 5, "word": 3}
 
 
+@dataclasses.dataclass
+class TextDataConfig(DataConfig):
+    """``data:`` keys of text models."""
+
+    name: str = "embedded"
+    tokenizer: str = "char"  # char | word
+    vocab_size: int | None = None  # most frequent tokens kept, incl. padding and [UNK]; null = all
+    seq_len: int = 128  # LM window / seq2seq half / VAE sentence length, in tokens
+    unsupervised: bool = False  # imdb: add the 50,000 unlabelled reviews to training
+    random_windows: bool = False  # LMs and seq2seq: new random cut points for training rows each epoch
+
+
 class TextTask(Task):
     modality = "text"
     datasets = TEXT_DATASETS
+    data_config = TextDataConfig
     batches = "lm"  # which batches aigc_tf.data.text.load_text_data builds for the family
     random_windows = True  # data.random_windows applies
     continues_prompts = True  # per-epoch samples continue train.sample_prompt (a text VAE samples its prior)
@@ -37,6 +52,10 @@ class TextTask(Task):
                 f"{source}: model {cfg.model['name']!r} is a text model but data.name={cfg.data.name!r} is not text; "
                 f"use one of: {', '.join(TEXT_DATASETS)}"
             )
+        for key in ("seq_len", "vocab_size"):
+            value = getattr(cfg.data, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{source}: data.{key} must be at least 1, got {value}")
         if cfg.data.tokenizer not in TOKENIZER_LEVELS:
             raise ConfigError(
                 f"{source}: data.tokenizer must be one of {', '.join(TOKENIZER_LEVELS)}, got {cfg.data.tokenizer!r}"
@@ -61,9 +80,8 @@ class TextTask(Task):
         )
 
     def build_model(self, cfg, data):
-        import keras
-
         from aigc_tf import registry
+        from aigc_tf.models import common
 
         try:
             model = registry.build_model(cfg.model, cfg.seed, vocabulary=data.vocabulary, tokenizer=data.level)
@@ -84,7 +102,7 @@ class TextTask(Task):
                 "beyond the training windows would never be trained; set them equal or use model.positions=sinusoidal"
             )
         t = cfg.train
-        optimizer = keras.optimizers.Adam(learning_rate_of(cfg, data), beta_1=t.beta_1, beta_2=t.beta_2)
+        optimizer = common.adam(learning_rate_of(cfg, data), t.beta_1, t.beta_2)
         # Clipping in the model, not the optimizer: see TextModel.apply_clipped_gradients.
         model.compile(optimizer=optimizer, clip_norm=t.clipnorm, steps_per_execution=t.steps_per_execution,
                       jit_compile=t.jit_compile)

@@ -1,13 +1,17 @@
 """One training step on 1 device vs MirroredStrategy over 2 logical CPUs.
 
 Run in its own process (logical devices must be set before TensorFlow
-initialises). Usage: ``mirrored_step.py adam|sgd MODEL...``; prints JSON
-``{model: {"same_start": ..., "max_diff": ..., "max_update": ...}}``.
+initialises). Usage: ``mirrored_step.py adam|sgd [--float64] MODEL...``;
+prints JSON ``{model: {"same_start": ..., "max_diff": ..., "max_update": ...}}``.
+``--float64`` builds the models in float64 (``keras.config.set_floatx``), which
+separates the algorithm (loss scaling, synchronised batch norm: equal to
+~1e-16) from float32 rounding in the kernels, which is hardware-dependent.
 """
 
 import json
 import sys
 
+import aigc_tf  # noqa: F401  (first: it sets TensorFlow's CPU kernel options)
 import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -41,6 +45,9 @@ def one_step(strategy, name, batch, optimizer):
 
 
 def main(optimizer, names):
+    if names and names[0] == "--float64":
+        names = names[1:]
+        keras.config.set_floatx("float64")
     rng = np.random.default_rng(0)
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     assert len(devices) == 2, devices

@@ -9,6 +9,7 @@ count gives the single-device gradient.
 
 import json
 
+import aigc_tf  # noqa: F401  (first: it sets TensorFlow's CPU kernel options)
 import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
