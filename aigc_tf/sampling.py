@@ -20,19 +20,19 @@ tensor keeps its dtype and its shape from step to step (only the first, batch,
 dimension may be statically unknown). Grow a cache by writing into a
 preallocated buffer, not by concatenating; XLA needs this anyway.
 
-Randomness is stateless: ``seed`` is an int or an int ``(2,)`` tensor, step
-``t`` of :func:`generate` samples with ``stateless_fold_in(seed, t)``, and the
-same seed gives the same tokens in eager mode and under ``tf.function``.
-XLA (``jit_compile=True``) generates *different* random bits from the same
-seed than the non-XLA kernels, so sampled tokens are reproducible within each
-mode but differ between them; greedy decoding and beam search are identical
-in all modes. Export and sample through the same mode to get the same text.
+Randomness is per row and counter-based: :func:`decode_prompted` draws the
+``g``-th new token of row ``i`` with :func:`sample_rows` from a hash of
+``(seeds[i], g, token id)`` (:func:`row_uniforms`), so a row's tokens depend on
+its seed alone, not on the batch, and are identical with and without XLA.
+Greedy decoding (``temperature <= 0``) and beam search are deterministic.
 
 Example::
 
     table = tf.math.log([[0.1, 0.9], [0.8, 0.2]])      # bigram model
     step_fn = lambda tokens, state: (tf.gather(table, tokens), state)
-    generate(step_fn, (), tf.constant([0, 1]), 5, top_p=0.9, seed=7)
+    decode_prompted(step_fn, (), tf.constant([[0], [1]]), tf.ones([2], tf.int32), tf.fill([2], 5),
+                    temperature=tf.fill([2], 1.0), top_k=tf.zeros([2], tf.int32),
+                    top_p=tf.fill([2], 0.9), seeds=tf.constant([7, 8]))
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ import numpy as np
 import tensorflow as tf
 
 StepFn = Callable[[tf.Tensor, Any], tuple[tf.Tensor, Any]]
-Seed = int | tf.Tensor
 
 _NEG_INF = float("-inf")
 # Slack for float32 rounding of cumulative probabilities in top_p_filter.
@@ -162,50 +161,6 @@ def top_p_filter(logits: tf.Tensor, p: float | tf.Tensor) -> tf.Tensor:
 # --------------------------------------------------------------------------
 
 
-def _as_seed(seed: Seed) -> tf.Tensor:
-    """The int32 ``(2,)`` seed the stateless ops take (XLA accepts only int32).
-
-    A scalar seed becomes ``[low 32 bits, high 32 bits]`` (so ``7 -> [7, 0]``);
-    a ``(2,)`` tensor is cast to int32.
-    """
-    seed = tf.convert_to_tensor(seed)
-    if not seed.dtype.is_integer:
-        raise TypeError(f"seed must be an int or an int (2,) tensor, got dtype {seed.dtype.name}")
-    if seed.shape.rank == 0:
-        seed = tf.cast(seed, tf.int64)
-        return tf.stack([tf.cast(seed, tf.int32), tf.cast(tf.bitwise.right_shift(seed, 32), tf.int32)])
-    if seed.shape.as_list() != [2]:
-        raise ValueError(f"seed must be an int or an int (2,) tensor, got shape {seed.shape}")
-    return tf.cast(seed, tf.int32)
-
-
-def sample_next(
-    logits: tf.Tensor,
-    *,
-    temperature: float | tf.Tensor = 1.0,
-    top_k: int | tf.Tensor = 0,
-    top_p: float | tf.Tensor = 1.0,
-    seed: Seed,
-    greedy: bool = False,
-) -> tf.Tensor:
-    """Pick one token per row of ``logits`` (batch, vocab); returns int32 (batch,).
-
-    ``greedy=True`` returns ``argmax(logits)`` (the lowest token id among ties);
-    temperature, top-k and top-p cannot change the argmax, so they are ignored.
-    Otherwise the logits go through :func:`apply_temperature`, then
-    :func:`top_k_filter`, then :func:`top_p_filter`, and one token is drawn from
-    ``softmax`` of the result with ``tf.random.stateless_categorical(seed)``.
-    The defaults (``1.0, 0, 1.0``) are plain ancestral sampling.
-    """
-    logits = tf.cast(tf.convert_to_tensor(logits), tf.float32)
-    if greedy:
-        return tf.argmax(logits, axis=-1, output_type=tf.int32)
-    logits = apply_temperature(logits, temperature)
-    logits = top_k_filter(logits, top_k)
-    logits = top_p_filter(logits, top_p)
-    return tf.random.stateless_categorical(logits, 1, _as_seed(seed), dtype=tf.int32)[:, 0]
-
-
 # --------------------------------------------------------------------------
 # Decoding loops
 # --------------------------------------------------------------------------
@@ -231,71 +186,6 @@ def _write_column(buffer: tf.Tensor, t: tf.Tensor, values: tf.Tensor) -> tf.Tens
 
 def _to_tensors(structure: Any) -> Any:
     return tf.nest.map_structure(tf.convert_to_tensor, structure)
-
-
-def generate(
-    step_fn: StepFn,
-    initial_state: Any,
-    first_tokens: tf.Tensor,
-    max_new_tokens: int | tf.Tensor,
-    *,
-    temperature: float | tf.Tensor = 1.0,
-    top_k: int | tf.Tensor = 0,
-    top_p: float | tf.Tensor = 1.0,
-    greedy: bool = False,
-    seed: Seed = 0,
-    eos_id: int | None = None,
-) -> tf.Tensor:
-    """Decode ``max_new_tokens`` tokens per row; returns int32 (batch, max_new_tokens).
-
-    Step ``t`` calls ``step_fn`` on the previous token (``first_tokens`` at
-    ``t = 0``) and picks the next one with :func:`sample_next` using the seed
-    ``tf.random.experimental.stateless_fold_in(seed, t)``, so every step draws
-    fresh randomness and the whole sequence is a function of ``seed``.
-    ``temperature``, ``top_k`` and ``top_p`` may be per-example ``(batch,)``
-    tensors; ``max_new_tokens`` may be a scalar tensor (a static int is needed
-    under XLA).
-
-    End of sequence: once a row produces ``eos_id`` it emits ``eos_id`` for
-    every remaining position (the output is padded with ``eos_id``, so cut
-    each row at its first ``eos_id``). The loop stops early, without further
-    ``step_fn`` calls, when every row has finished.
-
-    The loop is a ``tf.while_loop``: wrap the call (or the model method that
-    makes it) in ``tf.function``, with ``jit_compile=True`` for XLA.
-    """
-    first_tokens = tf.cast(tf.convert_to_tensor(first_tokens), tf.int32)
-    state = _to_tensors(initial_state)
-    seed = _as_seed(seed)
-    batch = tf.shape(first_tokens)[0]
-    pad = 0 if eos_id is None else eos_id
-    out = tf.fill(tf.stack([batch, tf.cast(max_new_tokens, tf.int32)]), tf.constant(pad, tf.int32))
-    finished = tf.zeros_like(first_tokens, dtype=tf.bool)
-
-    def cond(t, tokens, state, finished, out):
-        del tokens, state, out
-        not_done = t < tf.cast(max_new_tokens, tf.int32)
-        if eos_id is None:
-            return not_done
-        return not_done & ~tf.reduce_all(finished)
-
-    def body(t, tokens, state, finished, out):
-        logits, state = step_fn(tokens, state)
-        step_seed = tf.random.experimental.stateless_fold_in(seed, t)
-        nxt = sample_next(
-            logits, temperature=temperature, top_k=top_k, top_p=top_p, seed=step_seed, greedy=greedy
-        )
-        if eos_id is not None:
-            nxt = tf.where(finished, eos_id, nxt)
-            finished = finished | tf.equal(nxt, eos_id)
-        return t + 1, nxt, state, finished, _write_column(out, t, nxt)
-
-    loop_vars = (tf.constant(0), first_tokens, state, finished, out)
-    _, _, _, _, out = tf.while_loop(
-        cond, body, loop_vars, shape_invariants=tf.nest.map_structure(_loop_invariant, loop_vars)
-    )
-    static_len = max_new_tokens if _is_number(max_new_tokens) else None
-    return tf.ensure_shape(out, [first_tokens.shape[0], static_len])
 
 
 def _length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
@@ -473,7 +363,7 @@ def sample_rows(
 
     All arguments but ``logits`` (batch, vocab) are ``(batch,)`` tensors. A
     row with ``temperature <= 0`` is greedy (argmax). Otherwise the row's
-    logits go through temperature, top-k and top-p as in :func:`sample_next`
+    logits go through :func:`apply_temperature`, :func:`top_k_filter` and :func:`top_p_filter`
     and a token is drawn by the Gumbel-max trick,
     ``argmax(logits - log(-log(u)))`` with ``u = row_uniforms(seeds, step)``,
     which is an exact draw from ``softmax(logits)``.

@@ -21,7 +21,7 @@ from aigc_tf.data import images
 from aigc_tf.data.images import IMAGE_DATASETS, load_image_arrays, load_image_data
 from aigc_tf.errors import DataError
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Captured before the autouse fixture replaces it; only ever called on loopback.
 _REAL_CAN_DOWNLOAD = images._can_download
 

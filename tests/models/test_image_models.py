@@ -13,7 +13,7 @@ from aigc_tf.models.gan import GAN
 from aigc_tf.models.vae import VAE
 from tests.helpers import tiny_config
 
-# Text models have their own suite (tests/test_text_models.py) over text data.
+# Text models have their own suite (tests/models/test_text_models.py) over text data.
 MODELS = registry.names_of_family("gan", "vae")
 
 
