@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from aigc_tf.errors import UserError
@@ -27,27 +28,38 @@ def _verbose(flag: bool) -> bool:
 
 @contextlib.contextmanager
 def _quiet_stderr(quiet: bool):
-    """Send the process's file descriptor 2 to /dev/null inside the block.
+    """Keep what the process writes to file descriptor 2 inside the block off the terminal.
 
     TensorFlow's C++ start-up lines (absl's "before InitializeLog", CUDA stub
-    and cuInit notices on a machine without a GPU, oneDNN, CPU features) are
-    written straight to fd 2 during ``import tensorflow`` and the first device
-    set-up, and ``TF_CPP_MIN_LOG_LEVEL`` does not hide all of them. Python
-    exceptions still propagate and are printed after the block.
+    and cuInit notices on a machine without a GPU, CPU features) are written
+    straight to fd 2 during ``import tensorflow`` and the first device set-up,
+    and ``TF_CPP_MIN_LOG_LEVEL`` does not hide all of them. They go to a
+    temporary file, which is replayed if the block raises, so a real failure
+    still shows. Without a usable fd 2 nothing is redirected.
     """
     if not quiet:
         yield
         return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    captured = tempfile.TemporaryFile()
+    os.dup2(captured.fileno(), 2)
     try:
         yield
+    except BaseException:
+        os.dup2(saved, 2)
+        captured.seek(0)
+        os.write(2, captured.read())
+        raise
     finally:
-        sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
-        os.close(devnull)
+        captured.close()
 
 
 def start_tensorflow(verbose: bool = False, cpu_devices: int = 1) -> None:
@@ -75,6 +87,9 @@ def cmd_train(args) -> int:
 
     cfg = load_config(args.config, [item for group in (args.set or []) for item in group])
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.config)
+    from aigc_tf.run_dir import prepare_run_dir
+
+    prepare_run_dir(run_dir, cfg, args.resume, write=False)  # refuse a bad run directory before TensorFlow starts
     start_tensorflow(args.verbose, cfg.train.cpu_devices if cfg.train.strategy == "mirrored" else 1)
     from aigc_tf.training import train
 
@@ -140,6 +155,12 @@ def _family_sample_arguments():
     return seen
 
 
+def _verbose_option(p: argparse.ArgumentParser) -> None:
+    # Also after the command (`aigc-tf train cfg.yaml --verbose`); unset, the top-level value stands.
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="show TensorFlow's start-up log lines (also: AIGC_TF_VERBOSE=1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aigc-tf",
@@ -150,11 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a config into a run directory (resumes an interrupted run)")
-    p.add_argument("config", help="YAML config, e.g. configs/dcgan_digits.yaml")
+    p.add_argument("config", nargs="?", help="YAML config, e.g. configs/dcgan_digits.yaml")
     p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
                    help="override config keys, e.g. --set train.epochs=5 data.batch_size=32 (repeatable)")
     p.add_argument("--run-dir", help="run directory (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="train a finished run further (with a larger train.epochs)")
+    _verbose_option(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="image runs: write a PNG grid; text runs: print generated texts")
@@ -164,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output file (images: a PNG, default RUN_DIR/samples/sample_seed<S>_n<N>.png; text: also write a .txt)")
     for add in _family_sample_arguments():
         add(p)
+    _verbose_option(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("evaluate", help="sample-quality metrics (FID, KID, precision/recall; ELBO/IWAE for VAEs)")
@@ -172,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="JSON output (default: RUN_DIR/metrics.json)")
     p.add_argument("--iwae-k", type=positive, default=1000, help="importance samples for the VAE bound (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling and the reference split (default 0)")
+    _verbose_option(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="export a trained run as a TF Serving SavedModel")
@@ -179,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="export root; writes OUT/<name>/<version>/saved_model.pb")
     p.add_argument("--version", type=positive, help="version number (default: next free); never overwritten")
     p.add_argument("--name", help="model name in the serving layout (default: the run directory's name)")
+    _verbose_option(p)
     p.set_defaults(func=cmd_export)
     from aigc_tf import registry
 
@@ -188,7 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train" and args.config is None:
+        # `--set A=1 B=2 CONFIG`: the items after --set ran on into the config path.
+        paths = [item for group in (args.set or []) for item in group if "=" not in item]
+        if len(paths) != 1:
+            parser.error(f"train needs one CONFIG file (items after --set are KEY=VALUE); got {paths or 'none'}")
+        args.config = paths[0]
+        args.set = [[item for item in group if item != paths[0]] for group in args.set]
     from aigc_tf.training import TrainingDiverged
 
     try:

@@ -95,13 +95,24 @@ def _init_signature(target: str) -> dict[str, tuple[Any, Any]]:
             break
     else:
         raise LookupError(f"class {cls_name} not found in {spec.origin}")
-    init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    if init is None:
+        raise TypeError(f"{target}: the registry reads a model's arguments from its own __init__; define one")
     args = init.args.args[1:]  # drop self
     defaults = [None] * (len(args) - len(init.args.defaults)) + list(init.args.defaults)
+    pairs = list(zip(args, defaults, strict=True)) + list(zip(init.args.kwonlyargs, init.args.kw_defaults, strict=True))
     out = {}
-    for arg, default in zip(args, defaults, strict=True):
-        annotation = eval(ast.unparse(arg.annotation), {"__builtins__": {}}, _ANNOTATION_NAMES) if arg.annotation else Any
-        out[arg.arg] = (annotation, ast.literal_eval(default) if default is not None else inspect_empty)
+    for arg, default in pairs:
+        try:
+            annotation = (eval(ast.unparse(arg.annotation), {"__builtins__": {}}, _ANNOTATION_NAMES)
+                          if arg.annotation else Any)
+            value = ast.literal_eval(default) if default is not None else inspect_empty
+        except (NameError, ValueError, SyntaxError, TypeError) as exc:
+            raise TypeError(
+                f"{target}.__init__ argument {arg.arg!r}: annotations must be built-in types (int, float, str, "
+                f"bool, list, tuple, dict, X | None) and defaults literals ({exc})"
+            ) from None
+        out[arg.arg] = (annotation, value)
     return out
 
 

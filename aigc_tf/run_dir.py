@@ -92,8 +92,11 @@ def load_run_config(run_dir: str | Path) -> Config:
     return from_dict(yaml.safe_load(path.read_text()), str(path))
 
 
-def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> int:
-    """Create or check ``run_dir``; return the number of epochs already done."""
+def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, write: bool = True) -> int:
+    """Create or check ``run_dir``; return the number of epochs already done.
+
+    ``write=False`` only checks (the CLI does this before TensorFlow starts,
+    so a refused run directory answers at once)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"{run_dir} is a file, not a directory; pass --run-dir with a directory path")
     state = read_state(run_dir)
@@ -108,14 +111,16 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> int:
                 )
             if (run_dir / "config.yaml").is_file():
                 _check_same_config(run_dir, cfg)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.dump(run_dir / "config.yaml")
+        if write:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.dump(run_dir / "config.yaml")
         return 0
     _check_same_config(run_dir, cfg)
     done = int(state["epochs_done"])
     if state.get("finished") and done == cfg.train.epochs and not (run_dir / FINAL_MODEL).is_file():
         # Stopped after its last checkpoint but before model.keras appeared: finish it.
-        cfg.dump(run_dir / "config.yaml")
+        if write:
+            cfg.dump(run_dir / "config.yaml")
         return done
     if state.get("finished") and not resume:
         raise RunDirError(
@@ -132,7 +137,8 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> int:
             f"{run_dir} has already trained {done} epochs, more than train.epochs={cfg.train.epochs}; "
             f"pass --set train.epochs={done} or more"
         )
-    cfg.dump(run_dir / "config.yaml")
+    if write:
+        cfg.dump(run_dir / "config.yaml")
     return done
 
 
@@ -166,19 +172,25 @@ def final_model_path(run_dir: str | Path) -> Path:
 
 
 def is_chief() -> bool:
-    """True unless this process is a non-chief worker of a multi-worker cluster (``TF_CONFIG``)."""
+    """False only for a non-chief task of a multi-worker cluster described by ``TF_CONFIG``
+    (the chief, or worker 0 of a cluster without one, writes). Anything else, a
+    missing, empty or malformed ``TF_CONFIG`` included, is a single process: True."""
     raw = os.environ.get("TF_CONFIG")
-    if not raw:
-        return True
     try:
-        task = json.loads(raw).get("task", {})
+        config = json.loads(raw) if raw else {}
     except ValueError:
         return True
-    kind, index = task.get("type", "chief"), int(task.get("index", 0))
-    cluster = json.loads(raw).get("cluster", {})
+    task = config.get("task") if isinstance(config, dict) else None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    if not isinstance(task, dict) or not isinstance(cluster, dict) or not task.get("type"):
+        return True
+    try:
+        index = int(task.get("index") or 0)
+    except (TypeError, ValueError):
+        index = 0
     if "chief" in cluster:
-        return kind == "chief"
-    return kind == "worker" and index == 0
+        return task["type"] == "chief"
+    return task["type"] == "worker" and index == 0
 
 
 class RunWriter:

@@ -210,3 +210,37 @@ def test_quiet_stderr_hides_fd_level_writes_and_restores_them():
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == ["shown", "verbose"]
+
+
+def test_set_items_may_come_before_the_config_and_verbose_after_the_command():
+    from aigc_tf.cli import build_parser
+
+    args = build_parser().parse_args(["train", "c.yaml", "--verbose", "--set", "a=1", "b=2"])
+    assert args.verbose and args.config == "c.yaml" and args.set == [["a=1", "b=2"]]
+    result = run_python(
+        "import sys; from aigc_tf.cli import main; "
+        f"sys.exit(main(['train', '--set', 'data.name=mnsit', 'train.epochs=1', {str(CONFIGS / 'dcgan_digits.yaml')!r}]))"
+    )
+    assert result.returncode == 2 and "unknown image dataset 'mnsit'" in result.stderr
+
+
+def test_a_refused_run_directory_answers_before_tensorflow_starts(tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(CONFIGS.parent / "tests" / "fixtures" / "release_0_1_0" / "dcgan_tiny", run)
+    code = ("import sys; from aigc_tf.cli import main; "
+            f"rc = main(['train', {str(run / 'config.yaml')!r}, '--run-dir', {str(run)!r}]); "
+            "print('tensorflow' in sys.modules); sys.exit(rc)")
+    result = run_python(code)
+    assert result.returncode == 2 and "holds a finished run" in result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_quiet_stderr_replays_what_it_held_when_the_block_fails():
+    result = run_python(
+        "import os; from aigc_tf.cli import _quiet_stderr\n"
+        "try:\n    with _quiet_stderr(True):\n        os.write(2, b'why it failed\\n')\n        raise RuntimeError('x')\n"
+        "except RuntimeError:\n    pass\n"
+    )
+    assert result.returncode == 0 and result.stderr.splitlines() == ["why it failed"]

@@ -121,11 +121,13 @@ class TextTask(Task):
 
         t = cfg.train
         prompt = self.sample_prompt(cfg)
-        if getattr(model, "_aigc_generate_fn", None) is None:
-            model._aigc_generate_fn = text_generation_function(model)[0]  # traced once per run
+        # Traced once per run; kept on the task, not the model (Keras would track it).
+        cache = self.__dict__.setdefault("_generate_fns", {})
+        if id(model) not in cache:
+            cache[id(model)] = text_generation_function(model)[0]
         max_new = sample_budget(model, prompt, t.sample_max_new_tokens)
         texts = sample_texts(model, prompt, t.num_samples, max_new, t.sample_temperature, cfg.seed,
-                             fn=model._aigc_generate_fn)
+                             fn=cache[id(model)])
         write_text_samples(folder / f"epoch_{epoch:04d}.txt", prompt, [model.join(prompt, x) for x in texts])
 
     # ---------------------------------------------------- after training
