@@ -61,3 +61,23 @@ def run_python(code_or_file: str, *args: str, timeout: int = 300) -> subprocess.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, code_or_file, *args] if code_or_file.endswith(".py") else [sys.executable, "-c", code_or_file, *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def detokenize(tokenizer, ids) -> list[str]:
+    """Reference for the tests: token ids ``(batch, time)`` back to strings through the
+    tokenizer's vocabulary (padding dropped; words joined by spaces)."""
+    import numpy as np
+
+    vocab = np.array(tokenizer.get_vocabulary())
+    sep = "" if tokenizer.get_config()["split"] == "character" else " "
+    return [sep.join(vocab[i] for i in row if i != 0) for row in np.asarray(ids)]
+
+
+def token_stream(tokenizer, texts):
+    """Reference for the tests: all texts tokenised and concatenated (padding removed), int32."""
+    import numpy as np
+    import tensorflow as tf
+
+    ids = tokenizer(tf.constant(list(texts)))
+    flat = tf.boolean_mask(ids, ids != 0) if ids.shape.rank == 2 else ids
+    return flat.numpy().astype(np.int32)

@@ -201,23 +201,6 @@ def _text_vectorization(level: str, max_tokens: int | None = None, vocabulary=No
     )
 
 
-def detokenize(tokenizer, ids) -> list[str]:
-    """Token ids ``(batch, time)`` back to strings; padding is dropped, words are joined by spaces."""
-    vocab = np.array(tokenizer.get_vocabulary())
-    sep = "" if tokenizer.get_config()["split"] == "character" else " "
-    out = []
-    for row in np.asarray(ids):
-        out.append(sep.join(vocab[i] for i in row if i != 0))
-    return out
-
-
-def token_stream(tokenizer, texts) -> np.ndarray:
-    """All texts tokenised and concatenated into one int32 id stream (padding removed)."""
-    ids = tokenizer(tf.constant(list(texts)))
-    flat = tf.boolean_mask(ids, ids != 0) if ids.shape.rank == 2 else ids
-    return flat.numpy().astype(np.int32)
-
-
 # --------------------------------------------------------------------------
 # Datasets for the text models
 # --------------------------------------------------------------------------

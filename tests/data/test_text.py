@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from aigc_tf.data import text
 from aigc_tf.errors import DataError
+from tests.helpers import detokenize, token_stream
 
 
 def test_embedded_corpus_is_real_english_and_fixed():
@@ -30,7 +31,7 @@ def test_char_tokenizer_round_trip_and_reserved_ids():
     assert vocab[:2] == ["", "[UNK]"]
     ids = tok(tf.constant(["Hello, world!"])).numpy()
     assert ids.min() >= 2  # every character is in the vocabulary
-    assert text.detokenize(tok, ids) == ["Hello, world!"]
+    assert detokenize(tok, ids) == ["Hello, world!"]
     assert tok(tf.constant(["Z"])).numpy()[0, 0] == 1  # unseen character -> [UNK]
 
 
@@ -40,7 +41,7 @@ def test_word_tokenizer_keeps_punctuation_as_tokens():
     for token in ("the", "cat", ".", ",", "!"):
         assert token in vocab
     ids = tok(tf.constant(["The cat, too."])).numpy()
-    assert text.detokenize(tok, ids) == ["the cat , too ."]
+    assert detokenize(tok, ids) == ["the cat , too ."]
 
 
 def test_tokenizer_saves_with_a_model(tmp_path):
@@ -55,8 +56,8 @@ def test_tokenizer_saves_with_a_model(tmp_path):
 
 def test_token_stream_drops_padding():
     tok = text.build_tokenizer(["ab", "abc"], "char")
-    stream = text.token_stream(tok, ["ab", "abc"])
-    assert text.detokenize(tok, stream[None])[0] == "ababc"
+    stream = token_stream(tok, ["ab", "abc"])
+    assert detokenize(tok, stream[None])[0] == "ababc"
 
 
 @pytest.mark.parametrize(
@@ -126,8 +127,8 @@ def test_embedded_split_is_deterministic_and_disjoint(embedded_char):
     again = text.load_text_data("embedded", task="lm", level="char", seq_len=64, max_examples=5)
     assert again.train_texts == data.train_texts[:5] and again.test_texts == data.test_texts[:5]
     # The streams are the documents' tokens joined by one space, without padding.
-    np.testing.assert_array_equal(data.train_ids, text.token_stream(data.tokenizer, [" ".join(data.train_texts)]))
-    np.testing.assert_array_equal(data.test_ids, text.token_stream(data.tokenizer, [" ".join(data.test_texts)]))
+    np.testing.assert_array_equal(data.train_ids, token_stream(data.tokenizer, [" ".join(data.train_texts)]))
+    np.testing.assert_array_equal(data.test_ids, token_stream(data.tokenizer, [" ".join(data.test_texts)]))
     assert data.train_ids.dtype == data.test_ids.dtype == np.int32 and data.train_ids.min() >= 1
     assert data.vocabulary == data.tokenizer.get_vocabulary()[2:] and data.vocab_size == len(data.vocabulary) + 2
 
@@ -167,7 +168,7 @@ def test_pairs_reconstruct_each_chunk(tmp_path):
     # Expected chunks: up to 2 * seq_len tokens per document, fewer than 4 dropped.
     chunks = []
     for doc in data.test_texts:
-        ids = text.token_stream(data.tokenizer, [doc])
+        ids = token_stream(data.tokenizer, [doc])
         chunks += [c for c in np.split(ids, range(2 * seq_len, len(ids), 2 * seq_len)) if len(c) >= 4]
     assert prefix.shape == decoder_inputs.shape == targets.shape == (len(chunks), seq_len)
     for chunk, p, d, t in zip(chunks, prefix, decoder_inputs, targets, strict=True):
@@ -193,13 +194,13 @@ def test_sentences_are_truncated_and_padded(tmp_path):
     data = text.load_text_data("text", path=path, task="sentences", level="char", seq_len=10, batch_size=3)
     x, y = _rows(data.test)
     np.testing.assert_array_equal(x, y)
-    assert text.detokenize(data.tokenizer, x) == ["Hi there.", "This sente", "Short?", "Bye"]
+    assert detokenize(data.tokenizer, x) == ["Hi there.", "This sente", "Short?", "Bye"]
     assert x.shape == (4, 10) and (x[:, -1] != 0).tolist() == [False, True, False, False]
     _assert_right_padded(x)
     # Word level: a one-word sentence ("bye") is dropped; punctuation is a token.
     words = text.load_text_data("text", path=path, task="sentences", level="word", seq_len=5, batch_size=3)
     x, _ = _rows(words.test)
-    assert text.detokenize(words.tokenizer, x) == ["hi there .", "this sentence is rather long", "short ?"]
+    assert detokenize(words.tokenizer, x) == ["hi there .", "this sentence is rather long", "short ?"]
     assert int(words.train.cardinality()) == 9  # 27 sentences / 3
     _assert_right_padded(_rows(words.train)[0])
 
@@ -380,7 +381,7 @@ def test_random_pairs_cut_chunks_anywhere_in_their_document(tmp_path):
     kw = {"path": path, "task": "pairs", "level": "word", "seq_len": seq_len, "batch_size": 8}
     fixed = text.load_text_data("text", **kw)
     data = text.load_text_data("text", random_windows=True, **kw)
-    train_docs = [text.token_stream(data.tokenizer, [d]) for d in data.train_texts]
+    train_docs = [token_stream(data.tokenizer, [d]) for d in data.train_texts]
     epochs = []
     for _ in range(2):
         inputs, targets = _rows(data.train)

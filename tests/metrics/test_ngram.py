@@ -5,6 +5,7 @@ import pytest
 
 from aigc_tf.data import text
 from aigc_tf.metrics.ngram import KneserNey
+from tests.helpers import token_stream
 
 
 def test_bigram_matches_hand_computed_values():
@@ -24,7 +25,7 @@ def test_bigram_matches_hand_computed_values():
 def char_ids():
     docs = text.embedded_corpus()[:20]
     tok = text.build_tokenizer(docs, "char")
-    return text.token_stream(tok, docs), tok.vocabulary_size()
+    return token_stream(tok, docs), tok.vocabulary_size()
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 5])
