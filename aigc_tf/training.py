@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import types
 from pathlib import Path
 
 from aigc_tf.config import Config
@@ -70,13 +71,8 @@ def load_data(cfg: Config, seed_offset: int = 0, model=None, vocabulary: list | 
     built with (a text model's vocabulary) instead of deriving it from the data.
     """
     if model is None and vocabulary is not None:
-        model = _Vocabulary(vocabulary)
+        model = types.SimpleNamespace(vocabulary=vocabulary)  # what a text task reads from a model
     return task_of(cfg).load_data(cfg, seed_offset=seed_offset, model=model)
-
-
-class _Vocabulary:
-    def __init__(self, vocabulary):
-        self.vocabulary = vocabulary
 
 
 def build_model(cfg: Config, data):

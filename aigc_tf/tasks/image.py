@@ -183,26 +183,19 @@ class GANTask(ImageTask):
         return model
 
     def quality_callback(self, cfg):
-        """Keras callback: FID every ``train.quality_every`` epochs (and at the last) into ``logs``."""
+        """FID every ``train.quality_every`` epochs (and at the last) into ``logs``."""
         if not cfg.train.quality_every:
             return None
-        import keras
-
         from aigc_tf.metrics.classifier import get_classifier
         from aigc_tf.metrics.distances import frechet_distance
 
-        n = cfg.train.quality_samples
         classifier = get_classifier(classifier_spec(cfg))
-        real_features = classifier.features(reference_halves(cfg)[0][:n])
+        real_features = classifier.features(reference_halves(cfg)[0][: cfg.train.quality_samples])
 
-        class FID(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                if logs is None or not quality_due(cfg, epoch):
-                    return
-                fake = classifier.features(generate_unit(self.model, len(real_features), cfg.seed))
-                logs["fid"] = frechet_distance(fake, real_features)
+        def fid(model):
+            return frechet_distance(classifier.features(generate_unit(model, len(real_features), cfg.seed)), real_features)
 
-        return FID()
+        return quality_every_k_epochs(cfg, "fid", fid)
 
 
 class VAETask(ImageTask):
@@ -220,23 +213,17 @@ class VAETask(ImageTask):
         return model
 
     def quality_callback(self, cfg):
-        """Keras callback: the binarised test ELBO every ``train.quality_every`` epochs into ``logs``."""
+        """The binarised test ELBO every ``train.quality_every`` epochs (and at the last) into ``logs``."""
         if not cfg.train.quality_every:
             return None
-        import keras
-
         from aigc_tf.metrics.likelihood import evaluate_likelihood
 
         x, y = binarised_test_set(cfg, limit=cfg.train.quality_samples, seed=cfg.seed)
 
-        class TestELBO(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                if logs is None or not quality_due(cfg, epoch):
-                    return
-                labels = y if self.model.conditional else None
-                logs["test_elbo"] = evaluate_likelihood(self.model, x, labels, k=1, seed=cfg.seed)["elbo"]
+        def test_elbo(model):
+            return evaluate_likelihood(model, x, y if model.conditional else None, k=1, seed=cfg.seed)["elbo"]
 
-        return TestELBO()
+        return quality_every_k_epochs(cfg, "test_elbo", test_elbo)
 
     def evaluate(self, run_dir: Path, cfg, model, n_samples: int | None, seed: int, **options) -> dict:
         from aigc_tf.metrics.likelihood import evaluate_likelihood
@@ -268,9 +255,17 @@ class VAETask(ImageTask):
 
 
 # ------------------------------------------------------------ shared helpers
-def quality_due(cfg, epoch: int) -> bool:
-    """The quality metric runs every ``train.quality_every`` epochs and at the last (``epoch`` from 0)."""
-    return (epoch + 1) % cfg.train.quality_every == 0 or epoch + 1 == cfg.train.epochs
+def quality_every_k_epochs(cfg, key: str, measure):
+    """A Keras callback putting ``measure(model)`` into ``logs[key]`` every
+    ``train.quality_every`` epochs and at the last one."""
+    import keras
+
+    class Quality(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None and ((epoch + 1) % cfg.train.quality_every == 0 or epoch + 1 == cfg.train.epochs):
+                logs[key] = measure(self.model)
+
+    return Quality()
 
 
 def sample_images(model, num_samples: int, seed: int):
