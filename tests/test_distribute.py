@@ -6,7 +6,7 @@ import pytest
 
 from tests.helpers import ROOT, run_python
 
-NAMES = ["mlp_gan", "dcgan", "cgan", "mlp_vae", "conv_vae", "cvae"]
+NAMES = ["mlp_gan", "dcgan", "dcgan+ema", "cgan", "mlp_vae", "conv_vae", "cvae"]
 
 
 def _run(optimizer, *flags):

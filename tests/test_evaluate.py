@@ -150,3 +150,53 @@ def test_quality_callback_logs_test_elbo_for_vaes(tmp_path, cache):
     history = _train_history(cfg, tmp_path / "run")
     assert history["test_elbo_epochs"] == [1, 2]
     assert history["test_elbo"][1] > history["test_elbo"][0]  # it learns
+
+
+class _RealDigits:
+    """A stand-in conditional generator that returns real `digits` test images
+    of class ``(asked + shift) % 10``: evaluate's class accuracy must follow."""
+
+    conditional, num_classes, value_range, latent_dim = True, 10, "unit", 2
+
+    def __init__(self, cfg, shift):
+        from aigc_tf.tasks.image import data_arrays
+
+        self.x, self.y = data_arrays(cfg, "test")
+        self.shift = shift
+
+    def sample_latent(self, n, seed=None):
+        return np.zeros((n, 2), "float32")
+
+    def generate(self, z=None, labels=None):
+        import tensorflow as tf
+
+        wanted = (np.asarray(labels) + self.shift) % 10
+        picks = [np.flatnonzero(self.y == k)[i % 30] for i, k in enumerate(wanted)]
+        return tf.constant(self.x[picks])
+
+
+@pytest.mark.slow
+def test_class_accuracy_and_memorisation_of_a_conditional_model(digits_classifier, tmp_path):
+    from aigc_tf import registry
+
+    cfg = tiny_config("cgan", data={"max_examples": None})
+    task = registry.task_for("cgan")
+    right = task.evaluate(tmp_path, cfg, _RealDigits(cfg, 0), 200, 0)
+    wrong = task.evaluate(tmp_path, cfg, _RealDigits(cfg, 1), 200, 0)
+    assert right["class_accuracy"] > 0.95
+    assert wrong["class_accuracy"] < 0.05
+    # Held-out digits are not training images: both medians are the hold-out's own distance.
+    assert right["nn_train_distance"] == pytest.approx(right["nn_train_distance_held_out"], rel=0.25)
+    assert right["nn_train_distance_held_out"] > 1.0
+
+
+def test_memorisation_sees_copies_of_training_images():
+    from aigc_tf.tasks.image import data_arrays, memorisation
+
+    cfg = tiny_config("dcgan", data={"max_examples": None})
+    train, _ = data_arrays(cfg, "train")
+    copies = memorisation(cfg, train[:50])
+    assert copies["nn_train_distance"] == 0.0 and copies["nn_train_distance_min"] == 0.0
+    assert copies["nn_train_distance_held_out_min"] > 0.0
+    noisy = memorisation(cfg, np.clip(train[:50] + 0.05, 0, 1))
+    assert 0.0 < noisy["nn_train_distance"] < copies["nn_train_distance_held_out"]

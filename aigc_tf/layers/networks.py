@@ -60,7 +60,8 @@ def check_image_shape(image_shape, architecture: str) -> None:
         raise ValueError(f"images must have 1 or 3 channels, got {c}")
 
 
-def build_generator(architecture, image_shape, latent_dim, num_classes=0, base_filters=64, embedding_dim=50):
+def build_generator(architecture, image_shape, latent_dim, num_classes=0, base_filters=64, embedding_dim=50,
+                    name="generator"):
     h, w, c = image_shape
     z_in = keras.Input(shape=(latent_dim,), name="z")
     inputs = [z_in]
@@ -88,7 +89,7 @@ def build_generator(architecture, image_shape, latent_dim, num_classes=0, base_f
         out = layers.Conv2D(c, 3, padding="same", activation="tanh", name="g_image")(x)
     else:
         raise ValueError(f"unknown GAN architecture {architecture!r}; use mlp or dcgan")
-    return keras.Model(_single(inputs), out, name="generator")
+    return keras.Model(_single(inputs), out, name=name)
 
 
 def build_discriminator(architecture, image_shape, num_classes=0, base_filters=64, norm="batch", dropout=0.3, embedding_dim=50):

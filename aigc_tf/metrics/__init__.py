@@ -11,5 +11,6 @@ from aigc_tf.metrics.distances import (
     frechet_distance,
     frechet_distance_from_moments,
     kernel_distance,
+    nearest_distances,
     precision_recall,
 )

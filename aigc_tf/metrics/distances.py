@@ -26,6 +26,7 @@ __all__ = [
     "frechet_distance",
     "frechet_distance_from_moments",
     "kernel_distance",
+    "nearest_distances",
     "precision_recall",
 ]
 
@@ -513,3 +514,19 @@ def precision_recall(
     precision = _fraction_inside_balls(fake, real, real_radii, chunk_size)
     recall = _fraction_inside_balls(real, fake, fake_radii, chunk_size)
     return precision, recall
+
+
+def nearest_distances(queries, reference, *, chunk_rows: int = 1000) -> np.ndarray:
+    """Euclidean distance from each query row to its nearest reference row; (n, D), (m, D) -> (n,).
+
+    The memorisation check: samples much closer to the training set than
+    held-out real images are would be copies of training images.
+    """
+    q = _as_features(queries, "queries", min_rows=1)
+    r = _as_features(reference, "reference", min_rows=1)
+    _check_same_dim(q, r, "queries", "reference")
+    out = np.empty(q.shape[0], dtype=np.float64)
+    for start in range(0, q.shape[0], chunk_rows):
+        stop = min(start + chunk_rows, q.shape[0])
+        out[start:stop] = np.sqrt(np.maximum(_squared_distances(q[start:stop], r).min(axis=1), 0.0))
+    return out

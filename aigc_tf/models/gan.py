@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from aigc_tf import losses
+from aigc_tf.layers import augment as diffaug
 from aigc_tf.layers import networks
 from aigc_tf.models import common
 
@@ -32,6 +33,16 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
             ``"none"`` or ``"auto"`` (layer norm for ``wgan_gp``, whose
             per-example penalty batch norm would break, else batch norm).
         dropout: MLP discriminator dropout.
+        augment: DiffAugment policies applied to every discriminator input
+            in training, real and generated alike: a comma-separated subset
+            of ``translation,cutout`` (``""``: none, the 0.1.0 behaviour).
+        ema_kimg: half-life of the generator's exponential moving average
+            in thousands of images (``0``: no average, the 0.1.0 behaviour).
+            With it, ``call``/``generate`` (samples, quality, evaluate,
+            export) use the averaged generator while the live one trains.
+        ema_rampup: the half-life is at most ``ema_rampup`` times the images
+            seen so far (StyleGAN2-ADA), so a short run is not held at its
+            early weights; ``0`` turns the ramp off.
         seed: initial seed of the model's ``SeedGenerator``.
 
     Example:
@@ -56,6 +67,9 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
         base_filters: int = 64,
         d_norm: str = "auto",
         dropout: float = 0.3,
+        augment: str = "",
+        ema_kimg: float = 0.0,
+        ema_rampup: float = 0.05,
         seed: int | None = None,
         **kwargs,
     ):
@@ -66,6 +80,9 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
         networks.check_image_shape(image_shape, architecture)
         if d_steps < 1:
             raise ValueError(f"d_steps must be at least 1, got {d_steps}")
+        if ema_kimg < 0 or ema_rampup < 0:
+            raise ValueError(f"ema_kimg and ema_rampup must be >= 0, got {ema_kimg} and {ema_rampup}")
+        self.augment_policy = diffaug.parse_policy(augment)
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
         self.architecture = architecture
@@ -77,10 +94,22 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
         self.base_filters = base_filters
         self.d_norm = d_norm
         self.dropout = dropout
+        self.ema_kimg = float(ema_kimg)
+        self.ema_rampup = float(ema_rampup)
         self.seed = seed
         classes = num_classes if conditional else 0
         norm = ("layer" if loss == "wgan_gp" else "batch") if d_norm == "auto" else d_norm
+        self._d_batch_norm = norm == "batch"
         self.generator = networks.build_generator(architecture, self.image_shape, latent_dim, classes, base_filters)
+        self.ema_generator = None
+        if self.ema_kimg > 0:
+            self.ema_generator = networks.build_generator(
+                architecture, self.image_shape, latent_dim, classes, base_filters, name="ema_generator"
+            )
+            self.ema_generator.trainable = False
+            for e, g in zip(self.ema_generator.weights, self.generator.weights, strict=True):
+                e.assign(g)
+            self.ema_images = self.add_weight(shape=(), initializer="zeros", trainable=False, name="ema_images")
         self.discriminator = networks.build_discriminator(
             architecture, self.image_shape, classes, base_filters, norm, dropout
         )
@@ -106,6 +135,9 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
             base_filters=self.base_filters,
             d_norm=self.d_norm,
             dropout=self.dropout,
+            augment=",".join(self.augment_policy),
+            ema_kimg=self.ema_kimg,
+            ema_rampup=self.ema_rampup,
             seed=self.seed,
         )
         return config
@@ -163,52 +195,121 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
             z, labels = inputs[0], (inputs[1] if len(inputs) > 1 else None)
         else:
             z, labels = inputs, None
-        return self.generator(self._g_inputs(z, labels), training=training)
+        return self.sampling_generator(self._g_inputs(z, labels), training=training)
+
+    @property
+    def sampling_generator(self):
+        """The network samples come from: the moving average when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
 
     def _images_from_latent(self, z, labels):
         return self(z if not self.conditional else [z, labels], training=False)  # in [-1, 1]
 
     # --------------------------------------------------------------- training
+    def _disc(self, images, labels, training):
+        """Discriminator logits; in training, after this call's own DiffAugment draw."""
+        if training and self.augment_policy:
+            images = diffaug.diff_augment(images, self.augment_policy, common.replica_seed(self.seed_generator))
+        return self.discriminator(self._d_inputs(images, labels), training=training)
+
+    def _real_fake_logits(self, images, fake, labels, training):
+        """Logits of the real and the generated batch.
+
+        Both batches are augmented in one call (each image draws its own
+        transform). Without batch norm the discriminator treats examples
+        independently, so both also go through one discriminator call of
+        twice the batch; batch norm needs separate real and fake batches
+        (its statistics would mix).
+        """
+        both = tf.concat([images, tf.cast(fake, images.dtype)], 0)
+        both_labels = None if labels is None else tf.concat([labels, labels], 0)
+        if training and self.augment_policy:
+            both = diffaug.diff_augment(both, self.augment_policy, common.replica_seed(self.seed_generator))
+        if self._d_batch_norm:
+            real, fake = tf.split(both, 2, axis=0)
+            return (self.discriminator(self._d_inputs(real, labels), training=training),
+                    self.discriminator(self._d_inputs(fake, labels), training=training))
+        return tf.split(self.discriminator(self._d_inputs(both, both_labels), training=training), 2, axis=0)
+
     def _d_loss(self, images, labels, fake, training):
-        real_logits = self.discriminator(self._d_inputs(images, labels), training=training)
-        fake_logits = self.discriminator(self._d_inputs(fake, labels), training=training)
+        real_logits, fake_logits = self._real_fake_logits(images, fake, labels, training)
         d_loss = self._d_loss_fn(real_logits, fake_logits)
         if self.loss_name == "wgan_gp":
             eps = common.uniform((tf.shape(images)[0], 1, 1, 1), self.seed_generator)
-            penalty = losses.gradient_penalty(
-                lambda x: self.discriminator(self._d_inputs(x, labels), training=training), images, fake, eps
-            )
+            penalty = losses.gradient_penalty(lambda x: self._disc(x, labels, training), images, fake, eps)
             d_loss = d_loss + self.gp_weight * penalty
         return d_loss, real_logits, fake_logits
 
+    def _d_update(self, images, labels, fake):
+        """One discriminator step against ``fake`` (a constant here)."""
+        fake = tf.stop_gradient(fake)
+        with tf.GradientTape() as tape:
+            d_loss, real_logits, fake_logits = self._d_loss(images, labels, fake, True)
+            scaled = common.replica_scale(d_loss)
+        grads = tape.gradient(scaled, self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+        return d_loss, real_logits, fake_logits
+
     def train_step(self, data):
+        """``d_steps`` discriminator updates, then one generator update.
+
+        The generator runs forward once for the last discriminator update
+        and its output is reused by the generator update (as the standard
+        PyTorch loop does): the generator's weights do not change in
+        between, so a second forward pass would compute the same images.
+        The generator's gradient flows through the updated discriminator.
+        """
         images, labels, noise = common.unpack_batch(data)
         batch = tf.shape(images)[0]
-        for _ in range(self.d_steps):
+        for _ in range(self.d_steps - 1):
             z = noise if noise is not None else self.sample_latent(batch)
-            with tf.GradientTape() as tape:
-                fake = self.generator(self._g_inputs(z, labels), training=True)
-                d_loss, real_logits, fake_logits = self._d_loss(images, labels, fake, True)
-                scaled = common.replica_scale(d_loss)
-            grads = tape.gradient(scaled, self.discriminator.trainable_variables)
-            self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
-
+            self._d_update(images, labels, self.generator(self._g_inputs(z, labels), training=True))
         z = noise if noise is not None else self.sample_latent(batch)
         with tf.GradientTape() as tape:
             fake = self.generator(self._g_inputs(z, labels), training=True)
-            gen_logits = self.discriminator(self._d_inputs(fake, labels), training=True)
-            g_loss = self._g_loss_fn(gen_logits)
+            with tape.stop_recording():
+                d_loss, real_logits, fake_logits = self._d_update(images, labels, fake)
+            g_loss = self._g_loss_fn(self._disc(fake, labels, True))
             scaled = common.replica_scale(g_loss)
         grads = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        if self.ema_generator is not None:
+            self._update_ema(batch)
         return self._update_metrics(d_loss, g_loss, real_logits, fake_logits)
+
+    def ema_beta(self, images_seen, global_batch):
+        """Decay of the moving average for a step of ``global_batch`` images after ``images_seen``."""
+        horizon = tf.constant(self.ema_kimg * 1000.0, tf.float32)
+        if self.ema_rampup > 0:
+            horizon = tf.minimum(horizon, tf.cast(images_seen, tf.float32) * self.ema_rampup)
+        return tf.pow(0.5, tf.cast(global_batch, tf.float32) / tf.maximum(horizon, 1e-8))
+
+    def _update_ema(self, batch):
+        """``ema = beta * ema + (1 - beta) * live`` for every generator variable.
+
+        The batch-norm moving statistics are averaged with the same decay as
+        the weights (a forward pass of the average to measure its own would
+        cost a quarter of the step). Variables are updated in cross-replica
+        context, as optimizers do, so under ``MirroredStrategy`` every copy
+        gets the same value.
+        """
+        global_batch = tf.cast(batch, tf.float32) * tf.cast(common.num_replicas(), tf.float32)
+        beta = self.ema_beta(self.ema_images, global_batch)
+        pairs = list(zip(self.ema_generator.weights, self.generator.weights, strict=True))
+
+        def update(strategy, beta, global_batch):
+            for e, g in pairs:
+                strategy.extended.update(e.value, _average_into, args=(g.value, beta), group=False)
+            strategy.extended.update(self.ema_images.value, lambda a, n: a.assign_add(tf.cast(n, a.dtype)),
+                                     args=(global_batch,), group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy(), beta, global_batch)
 
     def test_step(self, data):
         images, labels, noise = common.unpack_batch(data)
         z = noise if noise is not None else self.sample_latent(tf.shape(images)[0])
         fake = self.generator(self._g_inputs(z, labels), training=False)
-        real_logits = self.discriminator(self._d_inputs(images, labels), training=False)
-        fake_logits = self.discriminator(self._d_inputs(fake, labels), training=False)
+        real_logits, fake_logits = self._real_fake_logits(images, fake, labels, False)
         d_loss = self._d_loss_fn(real_logits, fake_logits)
         g_loss = self._g_loss_fn(fake_logits)
         return self._update_metrics(d_loss, g_loss, real_logits, fake_logits)
@@ -216,3 +317,9 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
     def _update_metrics(self, d_loss, g_loss, real_logits, fake_logits):
         values = (d_loss, g_loss, tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits))
         return common.update_batch_means(self.metrics, values, tf.shape(real_logits)[0])
+
+
+def _average_into(average, value, beta):
+    """``average <- beta * average + (1 - beta) * value`` in the variable's own dtype."""
+    beta = tf.cast(beta, average.dtype)
+    return average.assign(beta * average + (1.0 - beta) * tf.cast(value, average.dtype))

@@ -105,7 +105,8 @@ class ImageTask(Task):
             raise UserError(f"-n {n} is too small; FID needs at least 2 samples")
         f1, p1 = clf.features_and_probs(r1)
         f2, _ = clf.features_and_probs(r2)
-        ff, pf = clf.features_and_probs(generate_unit(model, n, seed))
+        samples = generate_unit(model, n, seed)
+        ff, pf = clf.features_and_probs(samples)
         result = {
             "run_dir": str(run_dir),
             "model": cfg.model["name"],
@@ -119,6 +120,10 @@ class ImageTask(Task):
             "feature_dim": int(ff.shape[1]),
         }
         result.update(image_metrics(ff, pf, f1, f2, p1))
+        if getattr(model, "conditional", False):
+            # generate_unit asks for class i % K; how often does the classifier agree?
+            result["class_accuracy"] = float(np.mean(np.argmax(pf, axis=1) == np.arange(n) % model.num_classes))
+        result.update(memorisation(cfg, samples))
         # Context for the scale: uniform noise images at the same sample count.
         noise = np.random.default_rng(seed).random((n_real, *r1.shape[1:])).astype(np.float32)
         result["fid_noise"] = frechet_distance(clf.features(noise), f1)
@@ -266,6 +271,25 @@ def quality_every_k_epochs(cfg, key: str, measure):
                 logs[key] = measure(self.model)
 
     return Quality()
+
+
+def memorisation(cfg, samples) -> dict:
+    """Pixel distance (images in [0, 1]) from each sample to its nearest training
+    image, beside the same for held-out real images: samples much nearer than
+    hold-out images are copies."""
+    from aigc_tf.metrics.distances import nearest_distances
+
+    train, _ = data_arrays(cfg, "train")
+    held_out, _ = data_arrays(cfg, "test")
+    flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
+    d_samples = nearest_distances(flat(samples), flat(train))
+    d_held_out = nearest_distances(flat(held_out), flat(train))
+    return {
+        "nn_train_distance": float(np.median(d_samples)),
+        "nn_train_distance_held_out": float(np.median(d_held_out)),
+        "nn_train_distance_min": float(d_samples.min()),
+        "nn_train_distance_held_out_min": float(d_held_out.min()),
+    }
 
 
 def sample_images(model, num_samples: int, seed: int):

@@ -553,3 +553,11 @@ def test_bad_parameters_raise_value_error():
 def test_importing_metrics_does_not_load_tensorflow():
     code = "import sys, aigc_tf.metrics; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_nearest_distances_match_brute_force():
+    rng = np.random.default_rng(4)
+    q, r = rng.standard_normal((37, 5)), rng.standard_normal((1500, 5))
+    want = np.sqrt(((q[:, None, :] - r[None, :, :]) ** 2).sum(-1)).min(axis=1)
+    np.testing.assert_allclose(distances.nearest_distances(q, r, chunk_rows=10), want, rtol=1e-10)
+    assert distances.nearest_distances(r[:3], r)[0] == 0.0

@@ -23,11 +23,18 @@ import numpy as np  # noqa: E402
 from aigc_tf import registry  # noqa: E402
 
 
+# Variants: a model name with options. "+ema" averages the generator with a
+# fixed half-life of 1,000 images (no ramp, so one step moves the average
+# by a visible 0.55%, and the decay depends on the *global* batch).
+VARIANTS = {"dcgan+ema": ("dcgan", {"ema_kimg": 1.0, "ema_rampup": 0.0})}
+
+
 def one_step(strategy, name, batch, optimizer):
+    name, extra = VARIANTS.get(name, (name, {}))
     with strategy.scope():
         keras.utils.set_random_seed(1)
         # No dropout: its masks are drawn per replica, so they cannot match.
-        extra = {"dropout": 0.0} if name == "mlp_gan" else {}
+        extra = {**extra, "dropout": 0.0} if name == "mlp_gan" else extra
         model = registry.build_model({"name": name, **extra}, 0, image_shape=(28, 28, 1), num_classes=10)
         if optimizer == "sgd":
             # Plain SGD: the weight change is lr * gradient, so this
@@ -56,7 +63,7 @@ def main(optimizer, names):
     mirrored = tf.distribute.MirroredStrategy(devices)
     out = {}
     for name in names:
-        gan = registry.family(name) == "gan"
+        gan = registry.family(VARIANTS.get(name, (name,))[0]) == "gan"
         x = rng.random((8, 28, 28, 1)).astype("float32")
         batch = {
             "images": x * 2 - 1 if gan else x,
