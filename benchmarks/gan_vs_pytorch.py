@@ -207,7 +207,7 @@ def main() -> int:
             print(f"  b={b} spe={spe}: ours {rows[-1]['ours']:.0f} images/s, PyTorch {rows[-1]['pytorch']:.0f}", flush=True)
     rates = matmul_rates()
     peak = max(rates.values())
-    print(f"\nfloat32 matmul 1024x1024: " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in rates.items()))
+    print("\nfloat32 matmul 1024x1024: " + ", ".join(f"{k} {v / 1e9:.1f} GFLOP/s" for k, v in rates.items()))
     print("\n| b | steps/exec | ours images/s | PyTorch images/s | ratio | ours % of matmul | PyTorch % of matmul |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

@@ -247,7 +247,7 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
             d_loss, real_logits, fake_logits = self._d_loss(images, labels, fake, True)
             scaled = common.replica_scale(d_loss)
         grads = tape.gradient(scaled, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables, strict=True))
         return d_loss, real_logits, fake_logits
 
     def train_step(self, data):
@@ -272,7 +272,7 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
             g_loss = self._g_loss_fn(self._disc(fake, labels, True))
             scaled = common.replica_scale(g_loss)
         grads = tape.gradient(scaled, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables, strict=True))
         if self.ema_generator is not None:
             self._update_ema(batch)
         return self._update_metrics(d_loss, g_loss, real_logits, fake_logits)

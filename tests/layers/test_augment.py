@@ -40,7 +40,7 @@ def test_translation_is_a_whole_pixel_shift_within_one_eighth():
     images = rng.standard_normal((200, 28, 28, 1)).astype("float32") + 5.0  # no zeros in the input
     out = augment.translation(tf.constant(images), tf.constant([3, 4], tf.int64)).numpy()
     seen = set()
-    for img, got in zip(images, out):
+    for img, got in zip(images, out, strict=True):
         # Recover the shift from where the input's first pixel landed.
         match = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
                  if np.array_equal(got, _shift_numpy(img, dy, dx))]

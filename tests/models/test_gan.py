@@ -43,16 +43,16 @@ def test_step_equals_a_hand_written_reference_step():
         d_loss = tf.reduce_mean(tf.nn.softplus(-D(x, training=True))) + tf.reduce_mean(
             tf.nn.softplus(D(fake, training=True))
         )
-    for v, g in zip(D.trainable_variables, tape.gradient(d_loss, D.trainable_variables)):
+    for v, g in zip(D.trainable_variables, tape.gradient(d_loss, D.trainable_variables), strict=True):
         v.assign(v - lr * g)
     with tf.GradientTape() as tape:
         g_loss = tf.reduce_mean(tf.nn.softplus(-D(G(z, training=True), training=True)))
-    for v, g in zip(G.trainable_variables, tape.gradient(g_loss, G.trainable_variables)):
+    for v, g in zip(G.trainable_variables, tape.gradient(g_loss, G.trainable_variables), strict=True):
         v.assign(v - lr * g)
 
     _fit(model, data)
     for a, b in zip(model.generator.trainable_variables + model.discriminator.trainable_variables,
-                    G.trainable_variables + D.trainable_variables):
+                    G.trainable_variables + D.trainable_variables, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-6, err_msg=a.path)
     # One generator forward pass per step: g_bn0's moving mean moved once from 0,
     # by 1 - momentum times the batch mean of the initial projection.
@@ -79,10 +79,10 @@ def test_moving_average_matches_numpy_float64():
         horizon = min(0.05 * 1000, seen * 0.5)
         beta = 0.5 ** (8 / max(horizon, 1e-8))
         betas.append(beta)
-        ema = [beta * e + (1 - beta) * w for e, w in zip(ema, live)]
+        ema = [beta * e + (1 - beta) * w for e, w in zip(ema, live, strict=True)]
         seen += 8
     assert betas[0] == 0.0 and 0.0 < betas[1] < betas[2] < 1.0  # the ramp: 0, 0.5**2, 0.5**1
-    for got, want, v in zip(model.ema_generator.weights, ema, model.generator.weights):
+    for got, want, v in zip(model.ema_generator.weights, ema, model.generator.weights, strict=True):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-7, err_msg=v.path)
     assert float(model.ema_images.numpy()) == 24.0
     # The average is not the live generator, and it is what call/generate use.
@@ -112,7 +112,7 @@ def test_moving_average_is_saved_restored_and_resumed(tmp_path):
     assert resumed.ema_kimg == 0.1 and resumed.augment_policy == ("translation", "cutout")
     np.testing.assert_array_equal(resumed.generate(4, seed=2).numpy(), first.generate(4, seed=2).numpy())
     _fit(resumed, last)
-    for a, b in zip(straight.weights, resumed.weights):
+    for a, b in zip(straight.weights, resumed.weights, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
 
 
