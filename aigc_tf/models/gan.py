@@ -293,7 +293,11 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
         context, as optimizers do, so under ``MirroredStrategy`` every copy
         gets the same value.
         """
-        global_batch = tf.cast(batch, tf.float32) * tf.cast(common.num_replicas(), tf.float32)
+        # The images of this step over all replicas (a last batch may split
+        # unevenly), so every replica computes the same decay.
+        global_batch = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.cast(batch, tf.float32)
+        )
         beta = self.ema_beta(self.ema_images, global_batch)
         pairs = list(zip(self.ema_generator.weights, self.generator.weights, strict=True))
 
