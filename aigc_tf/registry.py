@@ -41,8 +41,8 @@ class ModelSpec:
 # override any constructor argument except those filled from the data.
 MODELS: dict[str, ModelSpec] = {
     "mlp_gan": ModelSpec("gan", "aigc_tf.models.gan:GAN", {"architecture": "mlp"}),
-    "dcgan": ModelSpec("gan", "aigc_tf.models.gan:GAN", {"architecture": "dcgan"}),
-    "cgan": ModelSpec("gan", "aigc_tf.models.gan:GAN", {"architecture": "dcgan", "conditional": True}),
+    "dcgan": ModelSpec("gan", "aigc_tf.models.gan:GAN", {"architecture": "dcgan", "layout": "auto"}),
+    "cgan": ModelSpec("gan", "aigc_tf.models.gan:GAN", {"architecture": "dcgan", "conditional": True, "layout": "auto"}),
     "mlp_vae": ModelSpec("vae", "aigc_tf.models.vae:VAE", {"architecture": "mlp"}),
     "conv_vae": ModelSpec("vae", "aigc_tf.models.vae:VAE", {"architecture": "conv"}),
     "cvae": ModelSpec("vae", "aigc_tf.models.vae:VAE", {"architecture": "conv", "conditional": True}),

@@ -41,8 +41,12 @@ CASES = {
     "unknown key": (["train", "DCGAN", "--set", "train.epoch=3"], "unknown key 'train.epoch'"),
     "wrong type": (["train", "DCGAN", "--set", "train.epochs=ten"], "train.epochs must be an integer"),
     "unknown model": (["train", "DCGAN", "--set", "model.name=stylegan"], "unknown model.name 'stylegan'"),
-    "unknown dataset": (["train", "DCGAN", "--set", "data.name=cifar10"], "unknown image dataset 'cifar10'; set data.name to one of"),
-    "shape mismatch": (["train", "DCGAN", "--set", "data.image_size=30"], "divisible by 4"),
+    "unknown dataset": (["train", "DCGAN", "--set", "data.name=svhn_cropped"], "unknown image dataset 'svhn_cropped'; set data.name to one of"),
+    "shape mismatch": (["train", "DCGAN", "--set", "data.image_size=30"],
+                       "supports square images of 28 pixels (two stages from 7x7) or 8, 16, 32, 64, 128, 256"),
+    "fixed layout needs sides divisible by 4": (["train", "DCGAN", "--set", "data.image_size=30", "model.layout=fixed"],
+                                                "divisible by 4"),
+    "folder config without a path": (["train", "{configs}/dcgan_folder64.yaml"], "set data.path=<image dir>"),
     "offline tfds": (
         ["train", "DCGAN", "--set", "data.name=mnist", "--set", "data.download=false", "--set", "data.data_dir={tmp}/tfds"],
         "dataset 'mnist' is not prepared in",
@@ -71,7 +75,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_user_errors_print_one_line_and_exit_2(case, bad_files, capsys, tmp_path):
     argv, expected = CASES[case]
-    argv = [a.replace("DCGAN", str(CONFIGS / "dcgan_digits.yaml")).format(**bad_files) for a in argv]
+    argv = [a.replace("DCGAN", str(CONFIGS / "dcgan_digits.yaml")).format(**bad_files, configs=CONFIGS) for a in argv]
     if argv[0] == "train" and "--run-dir" not in argv:
         argv += ["--run-dir", str(tmp_path / "run")]
     assert main(argv) == 2
@@ -87,14 +91,18 @@ def test_user_errors_print_one_line_and_exit_2(case, bad_files, capsys, tmp_path
         assert {p.name for p in (tmp_path / "run").iterdir()} <= {"config.yaml"}
 
 
-def test_offline_tfds_download_fails_fast_with_a_clear_line(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("config, dataset", [("dcgan_mnist", "mnist"), ("dcgan_cifar10", "cifar10"),
+                                             ("dcgan_celeba64", "celeb_a")])
+def test_offline_tfds_download_fails_fast_with_a_clear_line(config, dataset, tmp_path, capsys, monkeypatch):
     from aigc_tf.data import images
 
     monkeypatch.setattr(images, "_can_download", lambda *a, **k: False)
-    argv = ["train", str(CONFIGS / "dcgan_mnist.yaml"), "--set", f"data.data_dir={tmp_path}/tfds", "--run-dir", str(tmp_path / "run")]
+    argv = ["train", str(CONFIGS / f"{config}.yaml"), "--set", f"data.data_dir={tmp_path}/tfds",
+            "--run-dir", str(tmp_path / "run")]
     assert main(argv) == 2
     line = _error_line(capsys)
-    assert "dataset 'mnist' is not prepared" in line and "cannot be downloaded offline" in line
+    assert f"dataset '{dataset}' is not prepared" in line and "cannot be downloaded offline" in line
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_sample_output_must_be_png(tmp_path, capsys):

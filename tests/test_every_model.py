@@ -18,9 +18,16 @@ import pytest
 import tensorflow as tf
 
 from aigc_tf import registry
-from tests.helpers import TINY_MODEL, tiny_model_config
+from tests.helpers import TINY_MODEL, tiny_config, tiny_model_config
 
 NAMES = list(registry.MODELS)
+# Registered models plus image sizes whose networks differ: "model@size" trains on digits
+# resized to size x size RGB (the DCGAN grows one stage per doubling from 4x4 there).
+CASES = NAMES + ["dcgan@32", "cgan@64"]
+
+
+def _model_name(case):
+    return case.split("@")[0]
 # The loss each family's training lowers on a fixed batch: a GAN's discriminator loss with the
 # generator frozen; the text VAE's reconstruction (its KL weight anneals upward step by step).
 LOSS_KEY = {"gan": "d_loss", "text_vae": "reconstruction"}
@@ -36,8 +43,10 @@ def built():
 
     def get(name):
         if name not in cache:
-            cfg = tiny_model_config(name)
-            task = registry.task_for(name)
+            model_name, _, size = name.partition("@")
+            cfg = tiny_config(model_name, data={"image_size": int(size), "channels": 3}) if size \
+                else tiny_model_config(model_name)
+            task = registry.task_for(model_name)
             keras.utils.set_random_seed(0)
             data = task.load_data(cfg)
             model = task.build_model(cfg, data)
@@ -82,7 +91,7 @@ def _dataset(batch):
     return tf.data.Dataset.from_tensors(batch)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_config_round_trip_and_outputs(name, built):
     _, model, batch = built(name)
     clone = type(model).from_config(model.get_config())
@@ -95,7 +104,7 @@ def test_config_round_trip_and_outputs(name, built):
         assert out.shape == (4, *model.image_shape) and np.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_no_two_random_kernels_or_embeddings_start_equal(name, built):
     _, model, _ = built(name)
     tables = [(v.path, v.numpy()) for v in model.trainable_weights if len(v.shape) >= 2]
@@ -109,13 +118,13 @@ def test_no_two_random_kernels_or_embeddings_start_equal(name, built):
             pytest.fail(f"{pa} and {pb} start with identical values")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_a_few_steps_on_a_fixed_batch_lower_the_training_loss(name, built, tmp_path):
     cfg, model, batch = built(name)
     # A copy, so the other tests see the model as built.
     model.save(tmp_path / "m.keras")
     model = keras.models.load_model(tmp_path / "m.keras")
-    key = LOSS_KEY.get(registry.family(name), "loss")
+    key = LOSS_KEY.get(registry.family(_model_name(name)), "loss")
     if hasattr(model, "g_optimizer"):
         model.g_optimizer.learning_rate = 0.0  # generator frozen: only D learns
     g_before = [w.numpy().copy() for w in getattr(model, "generator", model).trainable_weights]
@@ -128,7 +137,7 @@ def test_a_few_steps_on_a_fixed_batch_lower_the_training_loss(name, built, tmp_p
             np.testing.assert_array_equal(w.numpy(), w0)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_save_load_reproduces_generation_and_every_optimizer_state(name, built, tmp_path):
     _, model, batch = built(name)
     model.fit(_dataset(batch).repeat(2), epochs=1, verbose=0)

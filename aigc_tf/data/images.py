@@ -6,7 +6,10 @@ Sources (``name``):
   digits (1,797 *real* 8x8 scans, shipped inside scikit-learn, so it works
   offline on a fresh machine), upsampled to 20x20 and zero-padded to an
   MNIST-like 28x28. A fixed 80/20 hold-out split (1,437 train / 360 test).
-* ``mnist``, ``fashion_mnist`` -- tensorflow-datasets. If the dataset is not
+* ``mnist``, ``fashion_mnist``, ``cifar10`` (32x32 RGB, 10 classes),
+  ``celeb_a`` (218x178 RGB faces, unlabelled here; with ``image_size`` each
+  face is centre-cropped and resized while it is read) -- tensorflow-datasets.
+  If the dataset is not
   prepared in ``data_dir`` and the download host is unreachable we fail in
   seconds with a :class:`~aigc_tf.errors.DataError` instead of letting tfds
   retry for minutes.
@@ -18,6 +21,9 @@ Sources (``name``):
   sub-directory per class (like ``keras.utils.image_dataset_from_directory``)
   or a flat, unlabelled folder; ``train/`` + ``test/`` sub-directories give a
   test split.
+
+With ``image_size`` set, images whose sides differ from it are resized to
+N x N; a non-square image is centre-cropped to a square first (not stretched).
 
 Every batch is a dict ``{"images": float32 (B, H, W, C), "labels": int32 (B,)}``
 with images in ``[-1, 1]`` (``value_range="tanh"``) or ``[0, 1]`` (``"unit"``).
@@ -48,15 +54,29 @@ import tensorflow as tf
 from aigc_tf.data import IMAGE_DATASETS  # noqa: E402  (re-exported)
 from aigc_tf.errors import DataError
 
+
+class NoTestSplit(DataError):
+    """A split was asked for that the source does not have (a flat folder's test split)."""
+
 VALUE_RANGES = ("tanh", "unit")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
-_TFDS_DATASETS = ("mnist", "fashion_mnist")
 # Hosts that `download_and_prepare` needs for each tfds dataset (from the
 # builders' source); checked with one short TCP connect before downloading.
 _DOWNLOAD_HOSTS = {
     "mnist": ("storage.googleapis.com", 443),
     "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
+    "cifar10": ("www.cs.toronto.edu", 443),
+    "celeb_a": ("drive.google.com", 443),
+}
+_TFDS_DATASETS = tuple(_DOWNLOAD_HOSTS)
+_SHRINK_WHILE_READING = ("celeb_a",)  # 162,770 faces of 218x178x3: 19 GB as decoded uint8
+# What to use instead when a tfds dataset cannot be had.
+_TFDS_ALTERNATIVE = {
+    "mnist": "data.name=npz with data.path=mnist.npz",
+    "fashion_mnist": "data.name=npz with data.path=<a Keras-format npz>",
+    "cifar10": "data.name=folder with data.path=<a folder of images, one sub-directory per class>",
+    "celeb_a": "data.name=folder with data.path=<the img_align_celeba folder>",
 }
 _CONNECT_TIMEOUT_S = 3.0
 _DIGIT_NAMES = [str(i) for i in range(10)]
@@ -276,7 +296,7 @@ def load_image_arrays(
     )
     chosen = source.train if split == "train" else source.test
     if chosen is None:
-        raise DataError(
+        raise NoTestSplit(
             f"dataset '{name}' has no test split; use split='train', or for a folder "
             "put the images in train/ and test/ sub-directories"
         )
@@ -287,6 +307,33 @@ def load_image_arrays(
         images.append(batch["images"])
         labels.append(batch["labels"])
     return np.concatenate(images), np.concatenate(labels)
+
+
+HOLD_OUT_FRACTION = 0.1  # of the training images, for sources without a test split
+
+
+def load_train_and_held_out(name: str, **kwargs) -> tuple[tuple, tuple, str]:
+    """``((x_train, y_train), (x_held_out, y_held_out), held-out name)``.
+
+    The held-out images are the test split, or for a source without one (a
+    flat folder) a fixed 10% of the training images, which the returned
+    training arrays then exclude. ``kwargs`` as :func:`load_image_arrays`.
+    """
+    train = load_image_arrays(name, split="train", **kwargs)
+    try:
+        return train, load_image_arrays(name, split="test", **kwargs), "test"
+    except NoTestSplit:
+        n = len(train[0])
+        n_out = max(1, int(round(n * HOLD_OUT_FRACTION)))
+        if n - n_out < 1:
+            raise DataError(
+                f"dataset '{name}' has {n} training image(s) and no test split: too few to hold out "
+                "images for evaluation; add images or a test/ sub-directory"
+            ) from None
+        order = np.random.default_rng(0).permutation(n)
+        keep, out = np.sort(order[n_out:]), np.sort(order[:n_out])
+        x, y = train
+        return (x[keep], y[keep]), (x[out], y[out]), f"{n_out} training images held out"
 
 
 # --------------------------------------------------------------------------
@@ -373,11 +420,21 @@ def _preprocess(
         x = x / 255.0 if is_uint8 else x
         low = 0.0
     if resize and tuple(image.shape[:2]) != (height, width):
+        # Non-square images lose their borders to a centred square first (the
+        # targets are N x N), so faces and objects keep their proportions.
+        x = _centre_square(x)
         # Antialiasing matters when shrinking large folder images; bilinear
         # weights are non-negative, so the clip below only removes rounding.
         x = tf.image.resize(x, (height, width), method="bilinear", antialias=True)
         x = tf.clip_by_value(x, low, 1.0)
     return tf.ensure_shape(x, (height, width, channels))
+
+
+def _centre_square(image: tf.Tensor) -> tf.Tensor:
+    """The largest centred square of an (H, W, C) image (static or dynamic sizes)."""
+    shape = tf.shape(image)
+    side = tf.minimum(shape[0], shape[1])
+    return tf.image.crop_to_bounding_box(image, (shape[0] - side) // 2, (shape[1] - side) // 2, side, side)
 
 
 def _to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
@@ -427,7 +484,8 @@ def _load_source(
     if name == "digits":
         return _load_digits(max_examples)
     if name in _TFDS_DATASETS:
-        return _load_tfds(name, data_dir=data_dir, download=download, max_examples=max_examples)
+        return _load_tfds(name, data_dir=data_dir, download=download, max_examples=max_examples,
+                          image_size=image_size)
     if not path:
         hint = {"npz": "mnist.npz", "idx": "<dir of MNIST IDX files>", "folder": "<image dir>"}
         raise DataError(f"dataset '{name}' reads local files: set data.path={hint[name]}")
@@ -545,21 +603,33 @@ def prepared_tfds_builder(name: str, data_dir: str | None, download: bool, host:
 
 
 def _load_tfds(
-    name: str, *, data_dir: str | None, download: bool, max_examples: int | None
+    name: str, *, data_dir: str | None, download: bool, max_examples: int | None,
+    image_size: int | None = None,
 ) -> _Source:
     import tensorflow_datasets as tfds  # heavy; only tfds sources need it
 
     get_it = (
         f"run `python -c 'import tensorflow_datasets as tfds; tfds.load(\"{name}\")'` on a "
         "machine with network and copy ~/tensorflow_datasets here (or point data.data_dir at "
-        "the copy), or use data.name=npz with data.path=mnist.npz"
+        f"the copy), or use {_TFDS_ALTERNATIVE[name]}"
     )
     builder = prepared_tfds_builder(name, data_dir, download, _DOWNLOAD_HOSTS[name], get_it)
+    features = builder.info.features
+    native = tuple(int(d) for d in features["image"].shape)
+    labelled = "label" in features  # celeb_a has attributes, not one label
+    # Large images (celeb_a: 218x178) are centre-cropped, resized and rounded
+    # to uint8 while reading, so memory holds N x image_size^2 bytes, not the
+    # originals; the small ones are resized in the pipeline as for any source.
+    shrink = name in _SHRINK_WHILE_READING and image_size is not None and native[:2] != (image_size, image_size)
 
     def read(split: str) -> _Split:
-        ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+        ds = builder.as_dataset(split=split, shuffle_files=False)
+        ds = ds.map(lambda ex: (ex["image"], ex["label"] if labelled else tf.constant(0, tf.int64)))
         if max_examples is not None:
             ds = ds.take(max_examples)
+        if shrink:
+            ds = ds.map(lambda image, label: (_resized_uint8(image, image_size), label),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         # Not batch_size=-1: under mock_data the split sizes are unknown and
         # tfds then batches by sys.maxsize, which aborts the process.
         images, labels = [], []
@@ -574,14 +644,19 @@ def _load_tfds(
             labels=np.concatenate(labels).astype(np.int32), images=np.concatenate(images)
         )
 
-    label_feature = builder.info.features["label"]
     return _Source(
         train=read("train"),
         test=read("test"),
-        native_shape=tuple(int(d) for d in builder.info.features["image"].shape),
-        num_classes=int(label_feature.num_classes),
-        class_names=list(label_feature.names),
+        native_shape=(image_size, image_size, native[2]) if shrink else native,
+        num_classes=int(features["label"].num_classes) if labelled else 0,
+        class_names=list(features["label"].names) if labelled else [],
     )
+
+
+def _resized_uint8(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Centre square, antialiased bilinear resize to ``size`` x ``size``, rounded back to uint8."""
+    x = tf.image.resize(_centre_square(tf.cast(image, tf.float32)), (size, size), method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
 
 
 def _checked_images(

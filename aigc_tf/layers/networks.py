@@ -7,9 +7,19 @@ Architectures follow the source documents (see ``shared/SOURCES.md``):
 * MLP GAN: G 100 -> 256 -> 512 -> 1024 -> H*W*C (LeakyReLU 0.2, tanh);
   D H*W*C -> 1024 -> 512 -> 256 -> 1 (LeakyReLU 0.2, Dropout 0.3). D returns
   logits; the sigmoid lives in the loss for numerical stability.
-* DCGAN: G dense -> (H/4, W/4, 4b) -> up 2b -> up b -> conv C, BatchNorm +
-  ReLU, tanh; D conv b -> 2b -> 4b, LeakyReLU 0.2, normalisation, dense 1.
-  Conditional D uses a projection head (Miyato & Koyama 2018).
+* DCGAN, two layouts (:func:`dcgan_layout`):
+
+  - ``fixed`` (release 0.1.0; what 28x28 uses): G dense -> (H/4, W/4, 4b) ->
+    up 2b -> up b -> conv C; D conv b -> 2b -> 4b, dense 1.
+  - ``pyramid`` (square 4 * 2^k pixels: 8, 16, 32, 64, ...): G dense ->
+    4x4 x b*2^(k-1), then one stride-2 transposed conv per doubling, channels
+    halving, the last one to C (64 px, b=64: 512-256-128-64-3, the PyTorch
+    DCGAN tutorial's generator); D the mirror, one stride-2 conv per halving
+    (b -> 2b -> ... at 4x4) and a final 4x4 valid convolution to one logit.
+
+  BatchNorm + ReLU and tanh in G; LeakyReLU 0.2 and normalisation in D (none
+  after its first layer). Conditional D uses a projection head (Miyato &
+  Koyama 2018).
 * VAEs: MLP 512 -> 256 -> 128 (LeakyReLU 0.2) or conv 32 -> 64 stride-2
   encoders, mirrored decoders that output Bernoulli logits.
 
@@ -49,6 +59,34 @@ def _condition(z, labels, num_classes: int, dim: int, name: str):
     return layers.Concatenate(name=f"{name}_concat")([z, emb])
 
 
+DCGAN_LAYOUTS = ("auto", "fixed", "pyramid")
+PYRAMID_SIZES = tuple(4 * 2**k for k in range(1, 7))  # 8 .. 256
+
+
+def dcgan_layout(image_shape, layout: str = "auto") -> tuple[str, int]:
+    """``(layout, stages)`` of the DCGAN networks for ``image_shape``.
+
+    ``auto`` picks ``fixed`` for 28x28 (MNIST, digits: two stages from 7x7, as
+    in release 0.1.0) and ``pyramid`` otherwise; ``stages`` is the number of
+    up-samplings in G (2 for fixed, k for a 4 * 2^k pyramid).
+    """
+    h, w, _ = image_shape
+    if layout not in DCGAN_LAYOUTS:
+        raise ValueError(f"unknown DCGAN layout {layout!r}; use one of {', '.join(DCGAN_LAYOUTS)}")
+    if layout == "auto":
+        layout = "fixed" if (h, w) == (28, 28) else "pyramid"
+    if layout == "fixed":
+        check_image_shape(image_shape, "dcgan")
+        return "fixed", 2
+    if h != w or h not in PYRAMID_SIZES:
+        raise ValueError(
+            f"the DCGAN supports square images of 28 pixels (two stages from 7x7) or "
+            f"{', '.join(map(str, PYRAMID_SIZES))} (one stage per doubling from 4x4), got {h}x{w}; "
+            "set data.image_size to one of them"
+        )
+    return "pyramid", PYRAMID_SIZES.index(h) + 1
+
+
 def check_image_shape(image_shape, architecture: str) -> None:
     h, w, c = image_shape
     if architecture in ("dcgan", "conv") and (h % 4 or w % 4):
@@ -61,7 +99,7 @@ def check_image_shape(image_shape, architecture: str) -> None:
 
 
 def build_generator(architecture, image_shape, latent_dim, num_classes=0, base_filters=64, embedding_dim=50,
-                    name="generator"):
+                    name="generator", layout="fixed"):
     h, w, c = image_shape
     z_in = keras.Input(shape=(latent_dim,), name="z")
     inputs = [z_in]
@@ -78,21 +116,33 @@ def build_generator(architecture, image_shape, latent_dim, num_classes=0, base_f
         out = layers.Reshape((h, w, c), name="g_image")(x)
     elif architecture == "dcgan":
         b = base_filters
-        x = layers.Dense((h // 4) * (w // 4) * 4 * b, use_bias=False, name="g_project")(x)
-        x = _norm("batch", "g_bn0")(x)
-        x = layers.ReLU(name="g_relu0")(x)
-        x = layers.Reshape((h // 4, w // 4, 4 * b), name="g_reshape")(x)
-        for i, f in enumerate((2 * b, b), start=1):
+        layout, stages = dcgan_layout(image_shape, layout)
+        if layout == "fixed":
+            base, widths = (h // 4, w // 4), (4 * b, 2 * b, b)
+        else:  # 4x4, then k - 1 halving stages before the last up-sampling to C
+            base, widths = (4, 4), tuple(b * 2 ** (stages - 1 - i) for i in range(stages))
+        x = layers.Dense(base[0] * base[1] * widths[0], use_bias=False, name="g_project")(x)
+        if layout == "fixed":  # 0.1.0 normalises each of the H/4*W/4*4b units
+            x = layers.ReLU(name="g_relu0")(_norm("batch", "g_bn0")(x))
+            x = layers.Reshape((*base, widths[0]), name="g_reshape")(x)
+        else:  # per channel, as every later stage (and DCGAN's first transposed conv)
+            x = layers.Reshape((*base, widths[0]), name="g_reshape")(x)
+            x = layers.ReLU(name="g_relu0")(_norm("batch", "g_bn0")(x))
+        for i, f in enumerate(widths[1:], start=1):
             x = layers.Conv2DTranspose(f, 4, strides=2, padding="same", use_bias=False, name=f"g_up{i}")(x)
             x = _norm("batch", f"g_bn{i}")(x)
             x = layers.ReLU(name=f"g_relu{i}")(x)
-        out = layers.Conv2D(c, 3, padding="same", activation="tanh", name="g_image")(x)
+        if layout == "fixed":
+            out = layers.Conv2D(c, 3, padding="same", activation="tanh", name="g_image")(x)
+        else:
+            out = layers.Conv2DTranspose(c, 4, strides=2, padding="same", activation="tanh", name="g_image")(x)
     else:
         raise ValueError(f"unknown GAN architecture {architecture!r}; use mlp or dcgan")
     return keras.Model(_single(inputs), out, name=name)
 
 
-def build_discriminator(architecture, image_shape, num_classes=0, base_filters=64, norm="batch", dropout=0.3, embedding_dim=50):
+def build_discriminator(architecture, image_shape, num_classes=0, base_filters=64, norm="batch", dropout=0.3, embedding_dim=50,
+                        layout="fixed"):
     x_in = keras.Input(shape=tuple(image_shape), name="images")
     inputs = [x_in]
     if num_classes:
@@ -110,9 +160,13 @@ def build_discriminator(architecture, image_shape, num_classes=0, base_filters=6
         logits = layers.Dense(1, name="d_logits")(x)
     elif architecture == "dcgan":
         b = base_filters
+        layout, stages = dcgan_layout(image_shape, layout)
+        # (filters, stride) after the first conv: fixed ends on a stride-1 4b
+        # conv at H/4; the pyramid halves down to 4x4.
+        plan = ((2 * b, 2), (4 * b, 1)) if layout == "fixed" else tuple((b * 2**i, 2) for i in range(1, stages))
         x = layers.Conv2D(b, 4, strides=2, padding="same", name="d_conv0")(x_in)
         x = layers.LeakyReLU(0.2, name="d_lrelu0")(x)
-        for i, (f, s) in enumerate(((2 * b, 2), (4 * b, 1)), start=1):
+        for i, (f, s) in enumerate(plan, start=1):
             # A bias before batch norm is cancelled by it (its gradient is pure
             # rounding noise, which Adam would amplify to full-size steps).
             x = layers.Conv2D(
@@ -121,7 +175,10 @@ def build_discriminator(architecture, image_shape, num_classes=0, base_filters=6
             x = _norm(norm, f"d_norm{i}")(x)
             x = layers.LeakyReLU(0.2, name=f"d_lrelu{i}")(x)
         features = layers.Flatten(name="d_flatten")(x)
-        logits = layers.Dense(1, name="d_logits")(features)
+        if layout == "fixed":
+            logits = layers.Dense(1, name="d_logits")(features)
+        else:
+            logits = layers.Flatten(name="d_logits")(layers.Conv2D(1, 4, padding="valid", name="d_final_conv")(x))
         if num_classes:
             # Projection discriminator: logit += <embed(y), phi(x)>.
             emb = layers.Embedding(num_classes, features.shape[-1], name="d_label_projection")(y_in)

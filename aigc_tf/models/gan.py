@@ -28,7 +28,14 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
         gp_weight: gradient-penalty weight for ``wgan_gp``.
         d_steps: discriminator updates per generator update (same real batch,
             fresh noise).
-        base_filters: DCGAN width ``b`` (G 4b->2b->b, D b->2b->4b).
+        base_filters: DCGAN width ``b`` (fixed layout: G 4b->2b->b, D
+            b->2b->4b; pyramid: G from b*2^(k-1) at 4x4 halving to b, D the
+            mirror).
+        layout: DCGAN depth, ``"fixed"`` (two stages from H/4, release
+            0.1.0's networks and the default here so its ``.keras`` files
+            load), ``"pyramid"`` (grow from 4x4, one stage per doubling; square
+            8..256 px) or ``"auto"`` (fixed at 28 px, else pyramid; what the
+            ``dcgan``/``cgan`` configs use). Stored resolved.
         d_norm: discriminator normalisation, ``"batch"``, ``"layer"``,
             ``"none"`` or ``"auto"`` (layer norm for ``wgan_gp``, whose
             per-example penalty batch norm would break, else batch norm).
@@ -65,6 +72,7 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
         gp_weight: float = 10.0,
         d_steps: int = 1,
         base_filters: int = 64,
+        layout: str = "fixed",
         d_norm: str = "auto",
         dropout: float = 0.3,
         augment: str = "",
@@ -77,7 +85,9 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
         if loss not in losses.GAN_LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; use one of {', '.join(losses.GAN_LOSSES)}")
         common.check_conditional(conditional, num_classes)
-        networks.check_image_shape(image_shape, architecture)
+        if architecture == "dcgan":
+            layout = networks.dcgan_layout(image_shape, layout)[0]
+        networks.check_image_shape(image_shape, architecture if layout == "fixed" else "mlp")
         if d_steps < 1:
             raise ValueError(f"d_steps must be at least 1, got {d_steps}")
         if ema_kimg < 0 or ema_rampup < 0:
@@ -92,6 +102,7 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
         self.gp_weight = gp_weight
         self.d_steps = d_steps
         self.base_filters = base_filters
+        self.layout = layout
         self.d_norm = d_norm
         self.dropout = dropout
         self.ema_kimg = float(ema_kimg)
@@ -100,18 +111,19 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
         classes = num_classes if conditional else 0
         norm = ("layer" if loss == "wgan_gp" else "batch") if d_norm == "auto" else d_norm
         self._d_batch_norm = norm == "batch"
-        self.generator = networks.build_generator(architecture, self.image_shape, latent_dim, classes, base_filters)
+        self.generator = networks.build_generator(architecture, self.image_shape, latent_dim, classes, base_filters,
+                                                  layout=layout)
         self.ema_generator = None
         if self.ema_kimg > 0:
             self.ema_generator = networks.build_generator(
-                architecture, self.image_shape, latent_dim, classes, base_filters, name="ema_generator"
+                architecture, self.image_shape, latent_dim, classes, base_filters, name="ema_generator", layout=layout
             )
             self.ema_generator.trainable = False
             for e, g in zip(self.ema_generator.weights, self.generator.weights, strict=True):
                 e.assign(g)
             self.ema_images = self.add_weight(shape=(), initializer="zeros", trainable=False, name="ema_images")
         self.discriminator = networks.build_discriminator(
-            architecture, self.image_shape, classes, base_filters, norm, dropout
+            architecture, self.image_shape, classes, base_filters, norm, dropout, layout=layout
         )
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._d_loss_fn, self._g_loss_fn = losses.GAN_LOSSES[loss]
@@ -133,6 +145,7 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
             gp_weight=self.gp_weight,
             d_steps=self.d_steps,
             base_filters=self.base_filters,
+            layout=self.layout,
             d_norm=self.d_norm,
             dropout=self.dropout,
             augment=",".join(self.augment_policy),

@@ -115,11 +115,13 @@ class ImageTask(Task):
             "num_samples": n,
             "num_real": n_real,
             "seed": seed,
+            "feature_network": FEATURE_NETWORKS[clf.objective],
             "classifier_accuracy": clf.accuracy,
-            "classifier_test_split": "test" if cfg.data.name != "digits" else "digits hold-out (360)",
+            "classifier_test_split": clf.info.get("held_out", "test") if cfg.data.name != "digits"
+            else "digits hold-out (360)",
             "feature_dim": int(ff.shape[1]),
         }
-        result.update(image_metrics(ff, pf, f1, f2, p1))
+        result.update(image_metrics(ff, pf, f1, f2, p1, class_probabilities=clf.objective == "labels"))
         if getattr(model, "conditional", False):
             # generate_unit asks for class i % K; how often does the classifier agree?
             result["class_accuracy"] = float(np.mean(np.argmax(pf, axis=1) == np.arange(n) % model.num_classes))
@@ -273,14 +275,23 @@ def quality_every_k_epochs(cfg, key: str, measure):
     return Quality()
 
 
+# What the FID's features come from (metrics.classifier), by training objective.
+FEATURE_NETWORKS = {
+    "labels": "project CNN trained to classify the dataset's labels (not Inception)",
+    "rotation": "project CNN trained to predict image rotations, self-supervised, for data without labels "
+                "(not Inception; compare only runs on the same data)",
+}
+
+
 def memorisation(cfg, samples) -> dict:
     """Pixel distance (images in [0, 1]) from each sample to its nearest training
     image, beside the same for held-out real images: samples much nearer than
-    hold-out images are copies."""
+    hold-out images are copies. Without a test split the held-out images are a
+    fixed 10% of the training images, left out of the "training" side here."""
+    from aigc_tf.data.images import load_train_and_held_out
     from aigc_tf.metrics.distances import nearest_distances
 
-    train, _ = data_arrays(cfg, "train")
-    held_out, _ = data_arrays(cfg, "test")
+    (train, _), (held_out, _), _ = load_train_and_held_out(cfg.data.name, **_array_options(cfg))
     flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
     d_samples = nearest_distances(flat(samples), flat(train))
     d_held_out = nearest_distances(flat(held_out), flat(train))
@@ -307,14 +318,17 @@ def classifier_spec(cfg, epochs: int = 0):
                           max_examples=d.max_examples, data_dir=d.data_dir, epochs=epochs)
 
 
+def _array_options(cfg) -> dict:
+    d = cfg.data
+    return dict(path=d.path, value_range="unit", image_size=d.image_size, channels=d.channels,
+                max_examples=d.max_examples, data_dir=d.data_dir, download=d.download)
+
+
 def data_arrays(cfg, split: str):
     """``(images in [0, 1], labels)`` of a split of the run's dataset, as numpy."""
     from aigc_tf.data.images import load_image_arrays
 
-    d = cfg.data
-    return load_image_arrays(d.name, split=split, path=d.path, value_range="unit", image_size=d.image_size,
-                             channels=d.channels, max_examples=d.max_examples, data_dir=d.data_dir,
-                             download=d.download)
+    return load_image_arrays(cfg.data.name, split=split, **_array_options(cfg))
 
 
 def binarised_test_set(cfg, limit: int | None = None, seed: int = 0):
@@ -326,14 +340,23 @@ def binarised_test_set(cfg, limit: int | None = None, seed: int = 0):
 
 
 def reference_halves(cfg, seed: int = 0):
-    """``(R1, R2, labels1, split name)``: two disjoint halves of the reference images in [0, 1]."""
+    """``(R1, R2, labels1, split name)``: two disjoint halves of the reference images in [0, 1].
+
+    The test split, or the training images for a source without one (a flat
+    folder: the generator is then compared with the images it learnt from)."""
+    from aigc_tf.data.images import NoTestSplit
+
     if cfg.data.name == "digits":
         x1, y1 = data_arrays(cfg, "train")
         x2, y2 = data_arrays(cfg, "test")
         images, labels, split = np.concatenate([x1, x2]), np.concatenate([y1, y2]), "train+test"
     else:
-        images, labels = data_arrays(cfg, "test")
-        split = "test"
+        try:
+            images, labels = data_arrays(cfg, "test")
+            split = "test"
+        except NoTestSplit:
+            images, labels = data_arrays(cfg, "train")
+            split = "train (the source has no test split)"
     order = np.random.default_rng(seed).permutation(len(images))
     half = len(images) // 2
     a, b = order[:half], order[half : 2 * half]
@@ -357,30 +380,34 @@ def generate_unit(model, n: int, seed: int, batch_size: int = 500) -> np.ndarray
     return np.concatenate(out)
 
 
-def image_metrics(features_fake, probs_fake, features_real, features_real2, probs_real) -> dict:
-    """FID, KID, classifier score and precision/recall, with the real-vs-real baseline."""
+def image_metrics(features_fake, probs_fake, features_real, features_real2, probs_real,
+                  class_probabilities: bool = True) -> dict:
+    """FID, KID, classifier score and precision/recall, with the real-vs-real baseline.
+
+    ``class_probabilities=False`` (a rotation predictor's softmax) leaves the
+    classifier score out: it would measure nothing."""
     from aigc_tf.metrics import distances as m
 
     fid = m.frechet_distance(features_fake, features_real)
     fid_rr = m.frechet_distance(features_real2, features_real)
     kid, kid_se = m.kernel_distance(features_fake, features_real)
     kid_rr, _ = m.kernel_distance(features_real2, features_real)
-    score, score_sd = m.classifier_score(probs_fake)
-    score_real, _ = m.classifier_score(probs_real)
     precision, recall = m.precision_recall(features_real, features_fake)
     precision_rr, recall_rr = m.precision_recall(features_real, features_real2)
-    return {
+    out = {
         "fid": fid,
         "fid_real_vs_real": fid_rr,
         "fid_ratio_to_real": fid / fid_rr if fid_rr > 0 else float("inf"),
         "kid": kid,
         "kid_stderr": kid_se,
         "kid_real_vs_real": kid_rr,
-        "classifier_score": score,
-        "classifier_score_std": score_sd,
-        "classifier_score_real": score_real,
         "precision": precision,
         "recall": recall,
         "precision_real_vs_real": precision_rr,
         "recall_real_vs_real": recall_rr,
     }
+    if class_probabilities:
+        score, score_sd = m.classifier_score(probs_fake)
+        out.update(classifier_score=score, classifier_score_std=score_sd,
+                   classifier_score_real=m.classifier_score(probs_real)[0])
+    return out

@@ -177,7 +177,7 @@ def test_resize_and_channels():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"name": "cifar10"}, r"unknown image dataset 'cifar10'.*" + r".*".join(IMAGE_DATASETS)),
+        ({"name": "svhn_cropped"}, r"unknown image dataset 'svhn_cropped'.*" + r".*".join(IMAGE_DATASETS)),
         (
             {"name": "digits", "batch_size": 2000},
             r"data.batch_size=2000 is larger than the 1437 training images",
@@ -224,6 +224,33 @@ def test_tfds_under_mock_data(name, class_name, tmp_path):
     np.testing.assert_allclose(x, np.stack([img for img, _ in raw]) / 255.0, atol=1e-6)
     np.testing.assert_array_equal(y, [label for _, label in raw])
     assert y.dtype == np.int32
+
+
+def test_tfds_colour_datasets_under_mock_data(tmp_path):
+    import tensorflow as tf
+
+    with tfds.testing.mock_data(num_examples=12):
+        cifar = load_image_data("cifar10", batch_size=4, data_dir=str(tmp_path), download=False)
+        faces = load_image_data("celeb_a", batch_size=4, image_size=32, data_dir=str(tmp_path), download=False)
+        x, y = load_image_arrays("celeb_a", split="test", image_size=32, max_examples=3, value_range="unit")
+        raw = [ex["image"] for ex in tfds.as_numpy(tfds.load("celeb_a", split="test").take(3))]
+    assert (cifar.image_shape, cifar.num_classes, cifar.num_train) == ((32, 32, 3), 10, 12)
+    assert len(cifar.class_names) == 10
+    # CelebA is unlabelled here; its 218x178 faces lose 20 rows top and bottom, then shrink.
+    assert (faces.image_shape, faces.num_classes, faces.class_names) == ((32, 32, 3), 0, [])
+    assert next(iter(faces.train))["images"].shape == (4, 32, 32, 3)
+    np.testing.assert_array_equal(y, [0, 0, 0])
+    assert raw[0].shape == (218, 178, 3)
+    square = np.stack(raw)[:, 20:198].astype(np.float32)
+    expected = np.round(tf.image.resize(square, (32, 32), antialias=True).numpy()) / 255.0
+    np.testing.assert_allclose(x, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "celeb_a"])
+def test_colour_tfds_offline_fails_fast_naming_a_folder_instead(name, tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "_can_download", lambda *a, **k: False)
+    with pytest.raises(DataError, match=rf"'{name}' is not prepared .*cannot be downloaded offline.*data.name=folder"):
+        load_image_data(name, data_dir=str(tmp_path))
 
 
 def test_tfds_not_prepared_offline_fails_fast(tmp_path, monkeypatch):
@@ -515,6 +542,35 @@ def test_folder_errors(tmp_path):
     (no_test / "test").mkdir()
     with pytest.raises(DataError, match="holds no images"):
         load_image_data("folder", path=str(no_test), batch_size=2)
+
+
+@pytest.mark.parametrize("size", [(10, 20), (20, 10)], ids=["wide", "tall"])
+def test_non_square_images_are_centre_cropped_not_stretched(tmp_path, size):
+    # White centre square, black borders on the long side: the crop keeps only white.
+    image = np.zeros(size, np.uint8)
+    side = min(size)
+    top, left = (size[0] - side) // 2, (size[1] - side) // 2
+    image[top : top + side, left : left + side] = 255
+    _write_png(tmp_path / "a.png", image)
+    for target in (side, 4, 16):
+        x, _ = load_image_arrays("folder", path=str(tmp_path), image_size=target, value_range="unit")
+        assert x.shape == (1, target, target, 1)
+        np.testing.assert_allclose(x, 1.0, atol=1e-6)
+
+
+def test_held_out_images_without_a_test_split(tmp_path):
+    for i in range(20):
+        _write_png(tmp_path / f"{i:02d}.png", np.full((4, 4), i * 10, np.uint8))
+    (xt, _), (xh, _), name = images.load_train_and_held_out("folder", path=str(tmp_path), value_range="unit")
+    assert (len(xt), len(xh), name) == (18, 2, "2 training images held out")
+    values = lambda x: set(np.round(x[:, 0, 0, 0] * 25.5).astype(int))  # noqa: E731  (the file index)
+    assert values(xt) | values(xh) == set(range(20)) and not values(xt) & values(xh)
+    again = images.load_train_and_held_out("folder", path=str(tmp_path), value_range="unit")
+    np.testing.assert_array_equal(again[1][0], xh)  # fixed, whatever the seed of training
+    _class_folder(tmp_path / "split" / "train")
+    _class_folder(tmp_path / "split" / "test", per_class=1)
+    _, (xh, yh), name = images.load_train_and_held_out("folder", path=str(tmp_path / "split"))
+    assert (len(xh), sorted(yh), name) == (2, [0, 1], "test")
 
 
 def test_folder_decodes_every_format(tmp_path):
