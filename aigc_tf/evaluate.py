@@ -2,8 +2,9 @@
 
 Images (:mod:`aigc_tf.tasks.image`): FID, KID, classifier score and
 precision/recall against a real-vs-real baseline, plus ELBO/IWAE for VAEs.
-Text (:mod:`aigc_tf.tasks.text`): validation perplexity against a
-Kneser-Ney baseline, distinct-n, and the text VAE's ELBO.
+Text (:mod:`aigc_tf.tasks.text`): validation perplexity against two
+Kneser-Ney baselines (one discount, and modified with a tuned order), distinct-n,
+and the text VAE's ELBO.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Data: :mod:`aigc_tf.data.text` (each family trains on its own batches: LM
 windows, (prefix, continuation) pairs, sentences). Per-epoch samples: a
 ``.txt`` of continuations of ``train.sample_prompt`` (the text VAE: prior
 samples). Evaluation: validation perplexity (sliding windows for language
-models) against a Kneser-Ney n-gram on the same tokens, distinct-n of
+models) against two n-gram baselines on the same tokens (Kneser-Ney with one
+discount, and modified Kneser-Ney with its order tuned on them), distinct-n of
 samples, and the ELBO and active units for the text VAE. Export: strings in,
 strings out (:func:`aigc_tf.models.text_base.text_generation_function`).
 """
@@ -165,12 +166,26 @@ class TextTask(Task):
     def _evaluate_more(self, result: dict, cfg, model, data) -> None:
         pass
 
-    def _ngram(self, result: dict, cfg, model, data):
-        from aigc_tf.metrics.ngram import KneserNey
+    def _baselines(self, result: dict, cfg, model, data, ours: float, score) -> None:
+        """Both n-gram baselines beside the model's perplexity ``ours``, each
+        scored by ``score(lm)`` on the model's own validation tokens: the
+        single-discount Kneser-Ney of ``BASELINE_ORDER`` and the tuned one,
+        modified Kneser-Ney with the order (1 to 10) that scores best there."""
+        from aigc_tf.metrics.ngram import MAX_TUNED_ORDER, KneserNey, tuned_modified_kneser_ney
 
         order = BASELINE_ORDER[cfg.data.tokenizer]
-        result["ngram_order"] = order
-        return KneserNey(order, model.vocab_size).fit(data.train_ids)
+        kn = score(KneserNey(order, model.vocab_size).fit(data.train_ids))
+        tuned, by_order = tuned_modified_kneser_ney(data.train_ids, model.vocab_size, score)
+        best = by_order[tuned.order]
+        result.update(
+            ngram_order=order, ngram_val_perplexity=kn, beats_ngram=bool(ours < kn),
+            tuned_ngram=f"modified Kneser-Ney, order chosen on these validation tokens from 1 to {MAX_TUNED_ORDER}",
+            tuned_ngram_order=tuned.order, tuned_ngram_val_perplexity=best, beats_tuned_ngram=bool(ours < best),
+            tuned_ngram_perplexity_by_order={str(k): v for k, v in by_order.items()},
+            vs_tuned_ngram=ours / best - 1.0, vs_ngram=ours / kn - 1.0,
+            baselines=f"{_relation(ours, best, f'the tuned {tuned.order}-gram modified Kneser-Ney ({best:.3f})')}; "
+                      f"{_relation(ours, kn, f'the {order}-gram Kneser-Ney ({kn:.3f})')}",
+        )
 
     def export_endpoints(self, model) -> dict:
         from aigc_tf.models.text_base import text_generation_function
@@ -249,10 +264,8 @@ class LanguageModelTask(TextTask):
         return model.join(prompt, text)
 
     def _evaluate_more(self, result: dict, cfg, model, data) -> None:
-        kn = self._ngram(result, cfg, model, data)
         ours = result["val_perplexity_sliding"] = lm_perplexity(model, data.test_ids, cfg.data.seq_len)
-        result["ngram_val_perplexity"] = kn.perplexity(data.test_ids)
-        result["beats_ngram"] = bool(ours < result["ngram_val_perplexity"])
+        self._baselines(result, cfg, model, data, ours, lambda lm: lm.perplexity(data.test_ids))
 
 
 class Seq2SeqTask(TextTask):
@@ -261,10 +274,10 @@ class Seq2SeqTask(TextTask):
     needs_prompt = False
 
     def _evaluate_more(self, result: dict, cfg, model, data) -> None:
-        kn = self._ngram(result, cfg, model, data)
         # The same tokens the seq2seq loss scores: each continuation, given its prefix.
-        result["ngram_val_perplexity"] = continuation_perplexity(kn, data.test)
-        result["beats_ngram"] = bool(result["val_perplexity"] < result["ngram_val_perplexity"])
+        pairs = [(inputs["prefix"].numpy(), targets.numpy()) for inputs, targets in data.test]
+        self._baselines(result, cfg, model, data, result["val_perplexity"],
+                        lambda lm: continuation_perplexity(lm, pairs))
 
 
 class TextVAETask(TextTask):
@@ -423,12 +436,25 @@ def lm_perplexity(model, ids: np.ndarray, window: int, stride: int | None = None
     return float(np.exp(total / count))
 
 
+def _relation(ours: float, baseline: float, name: str) -> str:
+    """``"beats NAME by 5.1%"``, ``"loses to NAME by 2.0%"`` or ``"ties with NAME"`` (perplexities: lower wins)."""
+    change = ours / baseline - 1.0
+    if change == 0:
+        return f"ties with {name}"
+    return f"{'beats' if change < 0 else 'loses to'} {name} by {abs(change):.1%}"
+
+
 def continuation_perplexity(kn, pairs) -> float:
     """An n-gram model's perplexity of every seq2seq continuation given its
-    prefix: the tokens (targets != 0) the seq2seq validation loss averages over."""
+    prefix: the tokens (targets != 0) the seq2seq validation loss averages over.
+
+    ``pairs``: the seq2seq validation batches, or ``(prefix ids, target ids)``
+    numpy pairs taken from them once (faster when scoring many models)."""
     total, count = 0.0, 0
     for inputs, targets in pairs:
-        for prefix, cont in zip(inputs["prefix"].numpy(), targets.numpy(), strict=True):
+        if isinstance(inputs, dict):
+            inputs, targets = inputs["prefix"].numpy(), targets.numpy()
+        for prefix, cont in zip(inputs, targets, strict=True):
             prefix, cont = prefix[prefix != 0], cont[cont != 0]
             ll, n = kn.log_likelihood(np.concatenate([prefix, cont]), start=len(prefix))
             total, count = total + ll, count + n

@@ -56,6 +56,7 @@ def test_every_text_model_trains_and_samples_into_a_run_dir(name, tmp_path, caps
         result = evaluate_run(run_dir, n_samples=2)
         assert result["ngram_order"] == 5 and np.isfinite(result["ngram_val_perplexity"])
         assert result["beats_ngram"] == (result["val_perplexity"] < result["ngram_val_perplexity"])
+        _check_tuned_baseline(result, result["val_perplexity"])
 
 
 def test_gpt_run_cli_sample_is_reproducible_and_seeded(gpt_run, capsys):
@@ -160,6 +161,19 @@ print(json.dumps({{"mean": enc["mean"].numpy().tolist(), "texts": [t.decode() fo
     assert served["texts"] == [t.decode() for t in local["texts"].numpy()]
 
 
+def _check_tuned_baseline(result, ours):
+    """The tuned modified Kneser-Ney row: the best of orders 1..10, and a verdict that matches the numbers."""
+    by_order = {int(k): v for k, v in result["tuned_ngram_perplexity_by_order"].items()}
+    assert sorted(by_order) == list(range(1, 11))
+    assert result["tuned_ngram_order"] == min(by_order, key=by_order.get)
+    assert result["tuned_ngram_val_perplexity"] == min(by_order.values())
+    assert result["beats_tuned_ngram"] == (ours < result["tuned_ngram_val_perplexity"])
+    assert result["vs_tuned_ngram"] == pytest.approx(ours / result["tuned_ngram_val_perplexity"] - 1)
+    verdict = "beats" if result["beats_tuned_ngram"] else "loses to"
+    assert result["baselines"].startswith(f"{verdict} the tuned {result['tuned_ngram_order']}-gram modified Kneser-Ney")
+    assert f"{abs(result['vs_tuned_ngram']):.1%}" in result["baselines"]
+
+
 def test_evaluate_reports_perplexities_ngram_baseline_and_distinct(gpt_run):
     from aigc_tf.evaluate import evaluate_run
     from aigc_tf.tasks.text import lm_perplexity
@@ -169,6 +183,7 @@ def test_evaluate_reports_perplexities_ngram_baseline_and_distinct(gpt_run):
         assert np.isfinite(result[key]), key
     assert 0 < result["distinct_1"] <= 1 and 0 <= result["distinct_2"] <= 1
     assert result["ngram_order"] == 5 and isinstance(result["beats_ngram"], bool)
+    _check_tuned_baseline(result, result["val_perplexity_sliding"])
     assert evaluate_run(gpt_run, n_samples=4, seed=0) == result
     # Sliding windows with stride == window are the disjoint training windows.
     model = training.load_model(training.final_model_path(gpt_run))
