@@ -189,7 +189,7 @@ def test_nan_in_any_loss_stops_training_and_keeps_no_bad_checkpoint(tmp_path, mo
 
 def test_model_that_does_not_fit_the_data_is_a_config_error(tmp_path):
     cfg = tiny_config("dcgan", data={"image_size": 30})
-    with pytest.raises(ConfigError, match="cannot be built for data 'digits'.*divisible by 4"):
+    with pytest.raises(ConfigError, match="cannot be built for data 'digits'.*supports square images of 28 pixels.*data.image_size"):
         training.train(cfg, tmp_path / "run")
 
 
