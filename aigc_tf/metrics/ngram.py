@@ -152,28 +152,76 @@ class KneserNey(_Scoring):
         return max(row.get(w, 0.0) - d, 0.0) / total + d * len(row) / total * lower
 
 
+def _keys(rows):
+    """``(N, k)`` non-negative token ids -> ``(N,)`` opaque keys that sort and
+    compare like the rows (their big-endian bytes), for ``np.unique`` and
+    ``np.searchsorted`` over n-grams of any length and vocabulary."""
+    import numpy as np
+
+    rows = np.ascontiguousarray(rows, dtype=">i4")
+    return rows.view(np.dtype((np.void, 4 * rows.shape[1]))).ravel()
+
+
+def _rows(keys, k: int):
+    import numpy as np
+
+    return np.frombuffer(keys.tobytes(), dtype=">i4").reshape(-1, k).astype(np.int64)
+
+
+def _find(sorted_keys, queries):
+    """``(index, found)`` of each query key in ``sorted_keys``."""
+    import numpy as np
+
+    idx = np.searchsorted(sorted_keys, queries)
+    idx = np.minimum(idx, len(sorted_keys) - 1)
+    return idx, sorted_keys[idx] == queries
+
+
 class _Level:
-    """One order's counts (raw or continuation) with what interpolation needs:
-    per context ``(c(h), N1(h .), N2(h .), N3+(h .))`` and the three discounts."""
+    """One order's n-grams (raw or continuation counts), sorted, with what
+    interpolation needs per context: ``c(h)`` and the mass left for the lower
+    order, ``D1 N1(h .) + D2 N2(h .) + D3+ N3+(h .)``; and the three discounts."""
 
-    __slots__ = ("counts", "contexts", "discounts")
+    def __init__(self, grams, counts, discounts: tuple[float, float, float] | None = None):
+        import numpy as np
 
-    def __init__(self, counts: dict[tuple, int], discounts: tuple[float, float, float] | None = None):
-        self.counts = counts
-        stats: dict[tuple, list] = {}
-        for gram, c in counts.items():
-            row = stats.get(gram[:-1])
-            if row is None:
-                row = stats[gram[:-1]] = [0, 0, 0, 0]
-            row[0] += c
-            row[min(c, 3)] += 1
-        self.discounts = discounts or modified_discounts(counts.values())
+        self.k = grams.shape[1]
+        self.keys = _keys(grams)
+        self.counts = counts.astype(np.float64)
+        self.discounts = tuple(discounts) if discounts is not None else modified_discounts(counts)
+        self.by_count = np.array([0.0, *self.discounts])  # discount of a count of 0, 1, 2, 3+
+        if not len(counts):  # an order longer than the training text: every context unseen
+            self.totals = self.left = np.zeros(0)
+            self.context_keys = _keys(grams[:, :-1]) if self.k > 1 else None
+            return
+        # Sorted rows: equal contexts (all columns but the last) are adjacent.
+        ctx = grams[:, :-1]
+        if self.k > 1:
+            starts = np.flatnonzero(np.r_[True, np.any(ctx[1:] != ctx[:-1], axis=1)])
+        else:
+            starts = np.zeros(1, np.int64)
+        c = counts
+        self.totals = np.add.reduceat(self.counts, starts)
+        n1, n2, n3 = (np.add.reduceat(m.astype(np.float64), starts) for m in (c == 1, c == 2, c >= 3))
         d1, d2, d3 = self.discounts
-        # Store (c(h), gamma(h) * c(h)): the mass left for the lower order.
-        self.contexts = {h: (t, d1 * n1 + d2 * n2 + d3 * n3) for h, (t, n1, n2, n3) in stats.items()}
+        self.left = d1 * n1 + d2 * n2 + d3 * n3
+        self.context_keys = _keys(ctx[starts]) if self.k > 1 else None
 
-    def discount(self, c: int) -> float:
-        return 0.0 if c == 0 else self.discounts[min(c, 3) - 1]
+    def step(self, grams, lower):
+        """``P`` at this order for each row of ``grams`` (context + token), given ``lower``,
+        the next lower order's probabilities; rows whose context is unseen keep ``lower``."""
+        import numpy as np
+
+        if not len(self.keys):
+            return lower
+        if self.k > 1:
+            ci, seen = _find(self.context_keys, _keys(grams[:, :-1]))
+        else:
+            ci, seen = np.zeros(len(grams), np.int64), np.ones(len(grams), bool)
+        gi, found = _find(self.keys, _keys(grams))
+        c = np.where(found, self.counts[gi], 0.0)
+        discounted = np.maximum(c - self.by_count[np.minimum(c, 3).astype(np.int64)], 0.0)
+        return np.where(seen, (discounted + self.left[ci] * lower) / self.totals[ci], lower)
 
 
 def modified_discounts(counts: Iterable[int]) -> tuple[float, float, float]:
@@ -195,37 +243,45 @@ def modified_discounts(counts: Iterable[int]) -> tuple[float, float, float]:
 
 class NgramCounts:
     """Raw counts of every n-gram of length 1..``max_order`` in ``ids`` and the
-    continuation counts ``N1+(. g)`` below it, built once and shared by
-    models of every order (counting is C-speed ``Counter`` over ``zip``)."""
+    continuation counts ``N1+(. g)`` below it, built once (``np.unique`` over
+    sliding windows) and shared by models of every order."""
 
     def __init__(self, ids: Sequence[int], max_order: int):
+        import numpy as np
+
         if max_order < 1:
             raise ValueError(f"order must be at least 1, got {max_order}")
-        ids = [int(i) for i in ids]
+        ids = np.asarray(ids, dtype=np.int64)
         self.max_order = max_order
-        self._raw = {k: Counter(zip(*(ids[i:] for i in range(k)), strict=False)) for k in range(1, max_order + 1)}
-        self._levels: dict[tuple[str, int], _Level] = {}
+        self._raw = {}
+        for k in range(1, min(max_order, len(ids)) + 1):
+            keys, counts = np.unique(_keys(np.lib.stride_tricks.sliding_window_view(ids, k)), return_counts=True)
+            self._raw[k] = (_rows(keys, k), counts)
+        self._levels: dict[tuple, _Level] = {}
 
     def level(self, kind: str, k: int, discounts=None) -> _Level:
         """``kind``: ``"raw"`` (the top order's counts) or ``"continuation"``."""
+        import numpy as np
+
         key = (kind, k, discounts)
         if key not in self._levels:
             if kind == "raw":
-                counts = self._raw[k]
+                grams, counts = self._raw.get(k, (np.zeros((0, k), np.int64), np.zeros(0, np.int64)))
             else:
-                # One per distinct left neighbour: the (k+1)-grams ending in g.
-                counts = Counter(g[1:] for g in self._continuation_source(k))
-            self._levels[key] = _Level(counts, discounts)
+                # One per distinct left neighbour: the distinct (k+1)-grams ending in g.
+                longer = self._raw.get(k + 1, (np.zeros((0, k + 1), np.int64), None))[0]
+                keys, counts = np.unique(_keys(longer[:, 1:]), return_counts=True)
+                grams = _rows(keys, k)
+            self._levels[key] = _Level(grams, counts, discounts)
         return self._levels[key]
-
-    def _continuation_source(self, k: int):
-        if k + 1 not in self._raw:
-            raise ValueError(f"continuation counts of order {k} need n-grams of order {k + 1}; count up to it")
-        return self._raw[k + 1]
 
 
 class ModifiedKneserNey(_Scoring):
     """Interpolated modified Kneser-Ney of order ``order`` over token ids.
+
+    Scoring is vectorised over positions with numpy (all n-grams of a level
+    looked up at once by ``searchsorted``), so every order up to 10 scores the
+    embedded corpus's validation stream in well under a second.
 
     Args:
         order: n, the length of the n-grams (1 to 10 here).
@@ -246,50 +302,67 @@ class ModifiedKneserNey(_Scoring):
         self.order = order
         self.vocab_size = vocab_size
         self.fixed_discounts = tuple(discounts) if discounts is not None else None
-        self._counts = counts
         self._levels: list[_Level] = []
         if counts is not None:
-            self._take_levels()
+            self._take_levels(counts)
 
     def fit(self, ids: Sequence[int]) -> ModifiedKneserNey:
-        self._counts = NgramCounts(ids, self.order)
-        self._take_levels()
+        self._take_levels(NgramCounts(ids, self.order))
         return self
 
-    def _take_levels(self) -> None:
-        c, d = self._counts, self.fixed_discounts
-        self._levels = [None] + [c.level("continuation", k, d) for k in range(1, self.order)] + [c.level("raw", self.order, d)]
+    def _take_levels(self, counts: NgramCounts) -> None:
+        d = self.fixed_discounts
+        self._levels = [counts.level("continuation", k, d) for k in range(1, self.order)] + [counts.level("raw", self.order, d)]
 
     @property
     def discounts(self) -> list[tuple[float, float, float]]:
         """``(D1, D2, D3+)`` of orders 1..n (continuation counts below n)."""
-        return [level.discounts for level in self._levels[1:]]
+        return [level.discounts for level in self._levels]
+
+    def _position_probs(self, ids):
+        """``P(ids[t] | ids[:t])`` for every ``t`` (``t = 0``: no context, the unigram level)."""
+        import numpy as np
+
+        ids = np.asarray(ids, dtype=np.int64)
+        t = np.arange(len(ids))
+        p = np.full(len(ids), 1.0 / self.vocab_size)
+        for j, level in enumerate(self._levels, start=1):
+            ok = t >= j - 1  # positions with j - 1 tokens of context
+            if not ok.any():
+                break
+            pos = t[ok]
+            p[ok] = level.step(ids[pos[:, None] + np.arange(-j + 1, 1)], p[ok])
+        return p
+
+    def log_probs(self, ids: Sequence[int]):
+        """``ln P(ids[t] | ids[:t])`` for ``t = 1 .. len(ids) - 1`` (float64 numpy).
+
+        A position with fewer than ``order - 1`` tokens before it uses the
+        orders its context allows (continuation counts at the highest one).
+        """
+        import numpy as np
+
+        return np.log(self._position_probs(ids)[1:])
+
+    def log_likelihood(self, ids: Sequence[int], start: int = 1) -> tuple[float, int]:
+        start = max(start, 1)
+        lp = self.log_probs(ids)[start - 1 :]
+        return float(lp.sum()), int(len(lp))
 
     def _prob(self, k: int, context: tuple, w: int) -> float:
-        p = 1.0 / self.vocab_size
-        levels = self._levels
-        # From the unigram level up; a context never seen leaves p as it is.
-        for j in range(1, k + 1):
-            level = levels[j]
-            h = context[k - j :]
-            stats = level.contexts.get(h)
-            if stats is None:
-                continue
-            total, left = stats
-            c = level.counts.get(h + (w,), 0)
-            p = (max(c - level.discount(c), 0.0) + left * p) / total
-        return p
+        return float(self._position_probs([*context, w])[-1])
 
 
 def tuned_modified_kneser_ney(train_ids: Sequence[int], vocab_size: int, score: Callable[[_Scoring], float],
-                              orders: Iterable[int] = range(1, MAX_TUNED_ORDER + 1)):
+                              orders: Iterable[int] = range(1, MAX_TUNED_ORDER + 1), counts: NgramCounts | None = None):
     """The modified Kneser-Ney model whose order scores lowest under ``score``
-    (a held-out perplexity), counted once for all orders.
+    (a held-out perplexity), counted once for all orders (or from ``counts``
+    of ``train_ids`` up to the highest order).
 
     Returns ``(model, {order: score})``.
     """
     orders = sorted(set(orders))
-    counts = NgramCounts(train_ids, orders[-1])
+    counts = counts or NgramCounts(train_ids, orders[-1])
     scores = {k: float(score(ModifiedKneserNey(k, vocab_size, counts))) for k in orders}
     best = min(scores, key=scores.get)
     return ModifiedKneserNey(best, vocab_size, counts), scores

@@ -138,3 +138,9 @@ def test_tuned_order_is_the_best_on_the_held_out_score_and_counts_are_shared(cha
     alone = ModifiedKneserNey(order=3, vocab_size=vocab).fit(train)  # its own counts
     assert alone.perplexity(valid) == pytest.approx(scores[3], rel=1e-12)
     assert scores[3] < scores[2] < scores[1]
+
+
+def test_orders_longer_than_the_training_text_back_off():
+    lm = ModifiedKneserNey(order=6, vocab_size=4).fit([1, 2, 3])
+    dist = lm.distribution([1, 2, 3, 1, 2])
+    assert sum(dist) == pytest.approx(1.0, abs=1e-12) and min(dist) > 0
