@@ -209,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for family in registry.FAMILIES:  # commands of a family's own (none yet)
         registry.task_class(family).add_commands(sub)
+    for target in registry.COMMANDS.values():  # commands of no family (rule-based records)
+        registry.resolve(target)(sub)
     return parser
 
 

@@ -275,6 +275,9 @@ def from_dict(raw: Any, source: str = "config") -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the config must be a YAML mapping with keys seed, model, data, train")
     known = ("seed", "model", "data", "train")
+    if "columns" in raw and "model" not in raw:
+        raise ConfigError(f"{source} is a rule schema (it has columns:), not a training config; write its records "
+                          f"with: aigc-tf generate {source} --out FILE.csv")
     for key in raw:
         if key not in known:
             raise ConfigError(

@@ -30,6 +30,13 @@ FAMILIES: dict[str, str] = {
 }
 
 
+# Commands that belong to no model family (no model, no run directory): name -> "module:add_function",
+# which adds the subcommand to the CLI's subparsers.
+COMMANDS: dict[str, str] = {
+    "generate": "aigc_tf.tabular.commands:add_generate_command",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     family: str
@@ -61,6 +68,11 @@ _ANNOTATION_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "tupl
 def _import(target: str):
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def resolve(target: str):
+    """The object a ``"module:attribute"`` string names (imports the module)."""
+    return _import(target)
 
 
 def model_class(name: str) -> type:

@@ -11,6 +11,8 @@ from aigc_tf.config import from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
+# Training configs (the `*_rules.yaml` files beside them are rule schemas for `aigc-tf generate`).
+TRAINING_CONFIGS = sorted(p for p in CONFIGS.glob("*.yaml") if not p.name.endswith("_rules.yaml"))
 
 # Small widths keep every model's one-step fit in well under a second.
 TINY_MODEL = {

@@ -5,10 +5,10 @@ import yaml
 
 from aigc_tf.config import apply_overrides, from_dict, load_config, parse_override
 from aigc_tf.errors import ConfigError
-from tests.helpers import CONFIGS
+from tests.helpers import CONFIGS, TRAINING_CONFIGS
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TRAINING_CONFIGS, ids=lambda p: p.name)
 def test_every_shipped_config_is_valid(path):
     cfg = load_config(path)
     assert cfg.model["name"]
@@ -129,3 +129,8 @@ def test_release_0_1_0_flat_data_sections_still_load():
     assert text.data.seq_len == 64 and not hasattr(text.data, "cache")
     with pytest.raises(ConfigError, match="unknown key 'data.channels' for text models"):
         from_dict({"model": {"name": "lstm_lm"}, "data": {"name": "embedded", "channels": 3}}, "old")
+
+
+def test_a_rule_schema_given_to_train_says_which_command_takes_it():
+    with pytest.raises(ConfigError, match="users_rules.yaml is a rule schema .* aigc-tf generate .*users_rules.yaml"):
+        load_config(CONFIGS / "users_rules.yaml")

@@ -9,8 +9,11 @@ from tests.helpers import ROOT, run_python
 NAMES = ["mlp_gan", "dcgan", "dcgan+ema", "cgan", "mlp_vae", "conv_vae", "cvae"]
 
 
-def _run(optimizer, *flags):
-    result = run_python(str(ROOT / "tests" / "scripts" / "mirrored_step.py"), optimizer, *flags, *NAMES, timeout=600)
+@pytest.fixture(scope="module")
+def image_steps():
+    """``{optimizer: {model: stats}}``: both optimizers in one process (TensorFlow starts once)."""
+    result = run_python(str(ROOT / "tests" / "scripts" / "mirrored_step.py"), "sgd,adam", "--float64", *NAMES,
+                        timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -29,8 +32,8 @@ def _run(optimizer, *flags):
         ("adam", 1e-11),
     ],
 )
-def test_mirrored_step_matches_single_device(optimizer, tolerance):
-    stats = _run(optimizer, "--float64")
+def test_mirrored_step_matches_single_device(image_steps, optimizer, tolerance):
+    stats = image_steps[optimizer]
     for name in NAMES:
         s = stats[name]
         assert s["same_start"], name

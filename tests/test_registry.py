@@ -6,7 +6,7 @@ import inspect
 import pytest
 
 from aigc_tf import registry
-from tests.helpers import CONFIGS, run_python
+from tests.helpers import CONFIGS, TRAINING_CONFIGS, run_python
 
 
 @pytest.mark.parametrize("name", list(registry.MODELS))
@@ -28,7 +28,7 @@ def test_arguments_read_from_source_match_the_class_signature(name):
 def test_validating_every_shipped_config_imports_no_tensorflow():
     result = run_python(
         "import sys, glob; from aigc_tf.config import load_config\n"
-        f"for path in sorted(glob.glob({str(CONFIGS / '*.yaml')!r})): load_config(path)\n"
+        f"for path in {[str(p) for p in TRAINING_CONFIGS]!r}: load_config(path)\n"
         "import aigc_tf.cli as c; c.build_parser()\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'aigc_tf.models.gan') if m in sys.modules))"
     )
@@ -69,3 +69,17 @@ def test_task_for_model_finds_the_family_of_a_model_instance():
     assert task_for_model(gan).family == "gan"
     with pytest.raises(TypeError, match="not a model of a registered family"):
         task_for_model(object())
+
+
+def test_every_command_of_no_family_is_in_the_cli_without_tensorflow():
+    import argparse
+    import subprocess
+    import sys
+
+    from aigc_tf.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(registry.COMMANDS) <= set(commands)
+    code = "import sys; from aigc_tf.cli import build_parser; build_parser(); print('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

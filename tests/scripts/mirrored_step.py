@@ -1,8 +1,8 @@
 """One training step on 1 device vs MirroredStrategy over 2 logical CPUs.
 
 Run in its own process (logical devices must be set before TensorFlow
-initialises). Usage: ``mirrored_step.py adam|sgd [--float64] MODEL...``;
-prints JSON ``{model: {"same_start": ..., "max_diff": ..., "max_update": ...}}``.
+initialises). Usage: ``mirrored_step.py sgd,adam [--float64] MODEL...`` (optimizers comma-separated);
+prints JSON ``{optimizer: {model: {"same_start": ..., "max_diff": ..., "max_update": ...}}}``.
 ``--float64`` builds the models in float64 (``keras.config.set_floatx``), which
 separates the algorithm (loss scaling, synchronised batch norm: equal to
 ~1e-16) from float32 rounding in the kernels, which is hardware-dependent.
@@ -51,33 +51,35 @@ def one_step(strategy, name, batch, optimizer):
     return before, [v.numpy() for v in model.weights]
 
 
-def main(optimizer, names):
+def main(optimizers, names):
     if names and names[0] == "--float64":
         names = names[1:]
         keras.config.set_floatx("float64")
-    rng = np.random.default_rng(0)
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     assert len(devices) == 2, devices
     # One strategy for all models: separate MirroredStrategy objects in one
     # process reuse collective instance keys and abort each other's all-reduces.
     mirrored = tf.distribute.MirroredStrategy(devices)
     out = {}
-    for name in names:
-        gan = registry.family(VARIANTS.get(name, (name,))[0]) == "gan"
-        x = rng.random((8, 28, 28, 1)).astype("float32")
-        batch = {
-            "images": x * 2 - 1 if gan else x,
-            "labels": (np.arange(8) % 10).astype("int32"),
-            # Explicit noise: both runs must see the same z / eps per example.
-            "noise": rng.standard_normal((8, 100 if gan else 16)).astype("float32"),
-        }
-        w0, single = one_step(tf.distribute.get_strategy(), name, batch, optimizer)
-        w0m, replicated = one_step(mirrored, name, batch, optimizer)
-        out[name] = {
-            "same_start": all(np.array_equal(a, b) for a, b in zip(w0, w0m)),
-            "max_update": float(max(np.abs(a - b).max() for a, b in zip(w0, single))),
-            "max_diff": float(max(np.abs(a - b).max() for a, b in zip(single, replicated))),
-        }
+    for optimizer in optimizers.split(","):  # one process for all optimizers: TensorFlow starts once
+        rng = np.random.default_rng(0)
+        out[optimizer] = stats = {}
+        for name in names:
+            gan = registry.family(VARIANTS.get(name, (name,))[0]) == "gan"
+            x = rng.random((8, 28, 28, 1)).astype("float32")
+            batch = {
+                "images": x * 2 - 1 if gan else x,
+                "labels": (np.arange(8) % 10).astype("int32"),
+                # Explicit noise: both runs must see the same z / eps per example.
+                "noise": rng.standard_normal((8, 100 if gan else 16)).astype("float32"),
+            }
+            w0, single = one_step(tf.distribute.get_strategy(), name, batch, optimizer)
+            w0m, replicated = one_step(mirrored, name, batch, optimizer)
+            stats[name] = {
+                "same_start": all(np.array_equal(a, b) for a, b in zip(w0, w0m, strict=True)),
+                "max_update": float(max(np.abs(a - b).max() for a, b in zip(w0, single, strict=True))),
+                "max_diff": float(max(np.abs(a - b).max() for a, b in zip(single, replicated, strict=True))),
+            }
     print(json.dumps(out))
 
 

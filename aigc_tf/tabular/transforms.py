@@ -1,0 +1,279 @@
+"""Column transforms for learned tabular synthesizers, fitted on the training split, inverted on output.
+
+* Continuous columns (integers, floats, dates, timestamps): **mode-specific
+  normalisation** (Xu et al. 2019, CTGAN): a variational Gaussian mixture
+  (scikit-learn's ``BayesianGaussianMixture`` with a Dirichlet-process prior,
+  at most ``max_modes`` components, those with weight above 0.005 kept) is fitted
+  to the column; a value ``x`` becomes a scalar ``alpha = (x - mu_k) / (4 sigma_k)``
+  in [-1, 1] (a ``tanh`` output) and a one-hot of its mode ``k`` (a ``softmax``
+  output), with ``k`` drawn from the value's posterior over the modes.
+  The inverse is ``x = 4 sigma_k alpha + mu_k``, then rounded to the column's
+  precision (whole numbers for integers, dates and timestamps; the fewest
+  decimals, up to 6, that hold every training value for floats), so values
+  come back exactly despite float32. Only values further than 3.96 sigma_k
+  from their mode's mean are changed (``alpha`` is clipped to +-0.99, as in
+  CTGAN); :attr:`TableTransformer.clipped` counts them.
+* Discrete columns (strings, booleans, and the columns named ``discrete``):
+  a one-hot over the categories seen in training.
+* Nulls: a discrete column's null is one more category; a continuous column
+  with nulls gets a two-way ``softmax`` block (present, null) and its nulls
+  are encoded at the column's mean.
+
+The transformed matrix is float32 with the blocks of each column side by
+side; :attr:`TableTransformer.spans` lists them for the models' output
+activations and losses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pyarrow as pa
+
+from aigc_tf.errors import DataError
+
+ALPHA_LIMIT = 0.99
+MIN_MODE_WEIGHT = 0.005
+_MAX_DECIMALS = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class Span:
+    """One block of the transformed matrix: ``width`` units from ``start``.
+
+    ``activation``: ``"tanh"`` (a continuous column's scalar) or
+    ``"softmax"`` (a one-hot: modes, categories, or present/null).
+    """
+
+    column: str
+    start: int
+    width: int
+    activation: str
+    role: str  # "alpha" | "mode" | "category" | "null"
+
+
+def _is_discrete_type(arrow_type) -> bool:
+    return (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+            or pa.types.is_boolean(arrow_type) or pa.types.is_dictionary(arrow_type))
+
+
+def _numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A continuous column's values as float64 (dates: days, timestamps: their unit) and its null mask."""
+    arrow_type = column.type
+    if pa.types.is_date32(arrow_type):
+        column = column.cast(pa.int32())
+    elif pa.types.is_timestamp(arrow_type) or pa.types.is_date64(arrow_type):
+        column = column.cast(pa.int64())
+    elif not (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)):
+        raise DataError(f"column of type {arrow_type} is neither numeric nor a date; list it as discrete")
+    null = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    values = np.asarray(column.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.float64)
+    if np.isnan(values).any():  # NaN in a float column is a null too
+        null |= np.isnan(values)
+        values = np.where(null, 0.0, values)
+    return values, null
+
+
+def _decimals(values: np.ndarray) -> int | None:
+    """The fewest decimals (<= 6) that hold every value exactly, or None (keep full precision)."""
+    for d in range(_MAX_DECIMALS + 1):
+        if np.all(np.abs(np.round(values, d) - values) <= 1e-9 * np.maximum(1.0, np.abs(values))):
+            return d
+    return None
+
+
+class ContinuousColumn:
+    """Mode-specific normalisation of one numeric or date column."""
+
+    def __init__(self, name: str, arrow_type, max_modes: int = 10, seed: int = 0):
+        self.name, self.arrow_type, self.max_modes, self.seed = name, arrow_type, max_modes, seed
+
+    def fit(self, column: pa.ChunkedArray) -> ContinuousColumn:
+        from sklearn.mixture import BayesianGaussianMixture
+
+        values, null = _numbers(column)
+        present = values[~null]
+        if len(present) == 0:
+            raise DataError(f"column {self.name!r} has no values in the training split; drop it")
+        self.nullable = bool(null.any())
+        self.fill = float(present.mean())
+        integer = not pa.types.is_floating(self.arrow_type)
+        self.decimals = 0 if integer else _decimals(present)
+        self.minimum, self.maximum = float(present.min()), float(present.max())
+        distinct = np.unique(present)
+        if len(distinct) == 1:  # a constant: one mode of zero width
+            self.means, self.stds = np.array([distinct[0]]), np.array([1.0])
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ConvergenceWarning on columns with few distinct values
+                gm = BayesianGaussianMixture(
+                    n_components=min(self.max_modes, len(distinct)), weight_concentration_prior_type="dirichlet_process",
+                    weight_concentration_prior=0.001, max_iter=100, random_state=self.seed,
+                ).fit(present[:, None])
+            keep = gm.weights_ > MIN_MODE_WEIGHT
+            self.mixture = gm
+            self.keep = keep
+            self.means = gm.means_[keep, 0]
+            self.stds = np.sqrt(gm.covariances_[keep, 0, 0])
+        return self
+
+    @property
+    def modes(self) -> int:
+        return len(self.means)
+
+    def spans(self, start: int) -> list[Span]:
+        out = [Span(self.name, start, 1, "tanh", "alpha"), Span(self.name, start + 1, self.modes, "softmax", "mode")]
+        if self.nullable:
+            out.append(Span(self.name, start + 1 + self.modes, 2, "softmax", "null"))
+        return out
+
+    @property
+    def width(self) -> int:
+        return 1 + self.modes + (2 if self.nullable else 0)
+
+    def transform(self, column: pa.ChunkedArray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        values, null = _numbers(column)
+        values = np.where(null, self.fill, values)
+        if self.modes == 1:
+            mode = np.zeros(len(values), dtype=np.int64)
+        else:
+            posterior = self.mixture.predict_proba(values[:, None])[:, self.keep] + 1e-12
+            posterior /= posterior.sum(axis=1, keepdims=True)
+            u = rng.random(len(values))[:, None]
+            mode = np.minimum((np.cumsum(posterior, axis=1) < u).sum(axis=1), self.modes - 1)
+        alpha = (values - self.means[mode]) / (4 * self.stds[mode])
+        clipped = int((np.abs(alpha) > ALPHA_LIMIT).sum())
+        out = np.zeros((len(values), self.width), dtype=np.float32)
+        out[:, 0] = np.clip(alpha, -ALPHA_LIMIT, ALPHA_LIMIT)
+        out[np.arange(len(values)), 1 + mode] = 1.0
+        if self.nullable:
+            out[np.arange(len(values)), 1 + self.modes + null.astype(np.int64)] = 1.0
+        return out, clipped
+
+    def inverse(self, block: np.ndarray) -> pa.Array:
+        block = np.asarray(block, dtype=np.float64)
+        mode = np.argmax(block[:, 1:1 + self.modes], axis=1)
+        alpha = np.clip(block[:, 0], -1.0, 1.0)
+        values = alpha * 4 * self.stds[mode] + self.means[mode]
+        if self.decimals is not None:
+            values = np.round(values, self.decimals)
+        null = np.argmax(block[:, 1 + self.modes:], axis=1) == 1 if self.nullable else None
+        arrow_type = self.arrow_type
+        if pa.types.is_floating(arrow_type):
+            return pa.array(values, type=arrow_type, mask=null)
+        if pa.types.is_integer(arrow_type):
+            storage = np.dtype(arrow_type.to_pandas_dtype())
+        else:  # date32 counts days in int32; date64 and timestamps count their unit in int64
+            storage = np.dtype(np.int32 if pa.types.is_date32(arrow_type) else np.int64)
+        info = np.iinfo(storage)
+        stored = np.clip(values, info.min, info.max).astype(storage)
+        return pa.array(stored, mask=null).cast(arrow_type)
+
+
+class DiscreteColumn:
+    """One-hot of one categorical, boolean or listed column (null: one more category)."""
+
+    def __init__(self, name: str, arrow_type):
+        self.name, self.arrow_type = name, arrow_type
+
+    def fit(self, column: pa.ChunkedArray) -> DiscreteColumn:
+        values = column.to_pylist()
+        present = sorted({v for v in values if v is not None}, key=lambda v: (str(type(v)), v))
+        self.categories = present + ([None] if any(v is None for v in values) else [])
+        if not self.categories:
+            raise DataError(f"column {self.name!r} has no values in the training split; drop it")
+        self._index = {v: i for i, v in enumerate(self.categories)}
+        return self
+
+    @property
+    def width(self) -> int:
+        return len(self.categories)
+
+    def spans(self, start: int) -> list[Span]:
+        return [Span(self.name, start, self.width, "softmax", "category")]
+
+    def codes(self, column: pa.ChunkedArray) -> np.ndarray:
+        """Category index per row (-1: a value not seen in training)."""
+        return np.array([self._index.get(v, -1) for v in column.to_pylist()], dtype=np.int64)
+
+    def transform(self, column: pa.ChunkedArray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        codes = self.codes(column)
+        unseen = codes < 0
+        if unseen.any():
+            example = column.to_pylist()[int(np.flatnonzero(unseen)[0])]
+            raise DataError(f"column {self.name!r}: value {example!r} was not in the training split; the transform "
+                            f"only knows {len(self.categories)} categories")
+        out = np.zeros((len(codes), self.width), dtype=np.float32)
+        out[np.arange(len(codes)), codes] = 1.0
+        return out, 0
+
+    def inverse(self, block: np.ndarray) -> pa.Array:
+        codes = np.argmax(np.asarray(block), axis=1)
+        values = [self.categories[i] for i in codes]
+        arrow_type = self.arrow_type.value_type if pa.types.is_dictionary(self.arrow_type) else self.arrow_type
+        return pa.array(values, type=arrow_type)
+
+
+class TableTransformer:
+    """Fits one transform per column on a training table; ``transform`` / ``inverse`` between tables and matrices.
+
+    Args:
+        discrete: column names to treat as categories even if numeric.
+        max_modes: components of each continuous column's mixture.
+        seed: the mixtures' seed.
+
+    Example:
+        >>> transformer = TableTransformer(discrete=["children"]).fit(train)   # doctest: +SKIP
+        >>> matrix = transformer.transform(train)                               # (rows, transformer.width)
+        >>> transformer.inverse(matrix).equals(train)                           # True (no clipped outliers)
+    """
+
+    def __init__(self, discrete: list[str] | None = None, max_modes: int = 10, seed: int = 0):
+        self.discrete, self.max_modes, self.seed = list(discrete or []), max_modes, seed
+
+    def fit(self, table: pa.Table) -> TableTransformer:
+        unknown = [c for c in self.discrete if c not in table.column_names]
+        if unknown:
+            raise DataError(f"discrete column {unknown[0]!r} is not in the table (columns: "
+                            f"{', '.join(table.column_names)})")
+        self.schema = table.schema
+        self.columns = []
+        for field in table.schema:
+            if field.name in self.discrete or _is_discrete_type(field.type):
+                self.columns.append(DiscreteColumn(field.name, field.type).fit(table.column(field.name)))
+            else:
+                self.columns.append(ContinuousColumn(field.name, field.type, self.max_modes, self.seed)
+                                    .fit(table.column(field.name)))
+        self.spans = []
+        start = 0
+        for column in self.columns:
+            self.spans += column.spans(start)
+            start += column.width
+        self.width = start
+        self.clipped = 0
+        return self
+
+    def transform(self, table: pa.Table, seed: int = 0) -> np.ndarray:
+        """``(rows, width)`` float32; modes are drawn from their posteriors with ``seed``."""
+        if table.column_names != self.schema.names:
+            raise DataError(f"the table's columns {table.column_names} are not the fitted ones {self.schema.names}")
+        rng = np.random.default_rng(seed)
+        blocks, self.clipped = [], 0
+        for column in self.columns:
+            block, clipped = column.transform(table.column(column.name), rng)
+            blocks.append(block)
+            self.clipped += clipped
+        return np.concatenate(blocks, axis=1)
+
+    def inverse(self, matrix: np.ndarray) -> pa.Table:
+        """The table a transformed (or generated) matrix stands for, with the training table's schema."""
+        matrix = np.asarray(matrix)
+        if matrix.ndim != 2 or matrix.shape[1] != self.width:
+            raise DataError(f"expected a matrix of {self.width} columns, got shape {matrix.shape}")
+        arrays, start = [], 0
+        for column in self.columns:
+            arrays.append(column.inverse(matrix[:, start:start + column.width]))
+            start += column.width
+        return pa.Table.from_arrays(arrays, schema=self.schema)
