@@ -145,6 +145,9 @@ class Expression:
             if node.id not in columns:
                 raise ExpressionError(f"{self.text!r} names column {node.id!r}, which is not defined before it "
                                       f"(columns: {', '.join(columns) or 'none'})")
+            if columns[node.id].kind == "string":
+                raise ExpressionError(f"{self.text!r}: column {node.id!r} is a pattern string, which expressions do "
+                                      f"not compare; give it values: [...] to use it in a rule")
             return columns[node.id]
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool):
@@ -182,8 +185,9 @@ class Expression:
     @staticmethod
     def _bool_op(conjunction: bool, parts: list[Value]) -> Value:
         # Three-valued logic: false and null = false; true or null = true.
-        values = [np.asarray(p.values, dtype=bool) for p in parts]
-        nulls = [p.null for p in parts]
+        size = max(np.size(p.values) for p in parts)  # constants (True) stretch to the rows
+        values = [np.broadcast_to(np.asarray(p.values, dtype=bool), (size,)) for p in parts]
+        nulls = [None if p.null is None else np.broadcast_to(p.null, (size,)) for p in parts]
         if conjunction:
             known_false = np.logical_or.reduce([~v & (~n if n is not None else True) for v, n in zip(values, nulls, strict=True)])
             out = np.logical_and.reduce(values)
@@ -228,13 +232,18 @@ class Expression:
             raise ExpressionError(f"{self.text!r}: in / not in needs a column on the left and a list on the right, "
                                   f"e.g. city in ['Beijing', 'Shanghai']")
         items = [ast.literal_eval(e) for e in node.elts]
+        wanted = {"categorical": str, "date": str, "datetime": str, "number": (int, float), "bool": bool}[left.kind]
+        wrong = [i for i in items if not isinstance(i, wanted) or (left.kind == "number" and isinstance(i, bool))]
+        if wrong:
+            raise ExpressionError(f"{self.text!r}: {wrong[0]!r} cannot be a value of a {left.kind} column; list "
+                                  f"{'strings' if wanted is str else 'numbers' if left.kind == 'number' else 'True / False'}")
         if left.kind == "categorical":
-            codes = [left.categories.index(i) for i in items if i in left.categories]
+            codes = np.array([left.categories.index(i) for i in items if i in left.categories], dtype=np.int64)
         elif left.kind in ("date", "datetime"):
-            codes = [date_number(i, left.kind) for i in items]
-        else:
-            codes = items
-        out = np.isin(left.values, np.asarray(codes if codes else [], dtype=np.asarray(left.values).dtype))
+            codes = np.array([date_number(i, left.kind) for i in items], dtype=np.int64)
+        else:  # compare as numbers: 2.5 is not 2
+            codes = np.array(items, dtype=np.float64 if left.kind == "number" else bool)
+        out = np.isin(left.values, codes)
         return Value(~out if negate else out, left.null, "bool")
 
     def _arithmetic(self, op, left: Value, right: Value) -> Value:
@@ -248,6 +257,12 @@ class Expression:
         else:
             raise ExpressionError(f"{self.text!r}: cannot apply {type(op).__name__} to a {left.kind} and a "
                                   f"{right.kind}")
+        null = _or_null(left.null, right.null)
+        divisor = np.asarray(right.values)
+        if isinstance(op, (ast.Div, ast.FloorDiv, ast.Mod)) and np.any(divisor == 0):
+            zero = np.broadcast_to(divisor == 0, np.broadcast(np.asarray(left.values), divisor).shape)
+            null = zero.copy() if null is None else (null | zero)  # x / 0 is null, as in SQL
+            divisor = np.where(divisor == 0, 1, divisor)
         with np.errstate(divide="ignore", invalid="ignore"):
-            values = _ARITHMETIC[type(op)](left.values, right.values)
-        return Value(values, _or_null(left.null, right.null), kind)
+            values = _ARITHMETIC[type(op)](np.asarray(left.values), divisor)
+        return Value(values, null, kind)

@@ -119,7 +119,8 @@ class TableWriter:
         self._pending.append(payload)
         pending = sum(t.num_rows for t in self._pending)
         if pending >= PARQUET_ROW_GROUP:
-            joined = pa.concat_tables(self._pending)
+            # One contiguous table: Arrow lays out pages along chunk boundaries, which would follow the chunk size.
+            joined = pa.concat_tables(self._pending).combine_chunks()
             full = pending // PARQUET_ROW_GROUP * PARQUET_ROW_GROUP
             self._writer.write_table(joined.slice(0, full), row_group_size=PARQUET_ROW_GROUP)
             self._pending = [joined.slice(full)] if full < pending else []
@@ -137,7 +138,8 @@ class TableWriter:
         if self._writer is not None:
             if exc_type is None and self._pending:
 
-                self._writer.write_table(pa.concat_tables(self._pending), row_group_size=PARQUET_ROW_GROUP)
+                self._writer.write_table(pa.concat_tables(self._pending).combine_chunks(),
+                                         row_group_size=PARQUET_ROW_GROUP)
             self._writer.close()
         if self._file is not None:
             self._file.close()

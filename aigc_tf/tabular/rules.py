@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import zlib
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,10 @@ class SchemaError(ConfigError):
     """A rule schema that cannot be generated; the message names the file and the column."""
 
 
+def _column_key(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+
+
 def _did_you_mean(key: str, options) -> str:
     close = difflib.get_close_matches(key, list(options), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -96,7 +100,7 @@ class Column:
     null_rate: float = 0.0
     unique: bool = False
     branches: list[tuple[Expression, dict[str, Any]]] = dataclasses.field(default_factory=list)
-    key: int = 0  # crc32 of the name: the column's random streams
+    key: int = 0  # 64 bits of the name's BLAKE2 hash: the column's random streams
 
     @property
     def categories(self) -> tuple | None:
@@ -191,8 +195,10 @@ def schema_from_dict(raw: Any, source: str = "<schema>") -> Schema:
             raise schema.error(f"constraints[{i}] {constraint.text!r}",
                                f"unknown column {missing[0]!r}{_did_you_mean(missing[0], columns)}")
     schema.order = _generation_order(schema)
+    _check_bases(schema)
     # A dry run finds type mistakes in expressions (a categorical compared with <, ...) now.
-    generate(schema, 16, seed=0)
+    spaces = [key_space(c) for c in schema.columns.values() if c.unique and key_space(c) is not None]
+    generate(schema, min([16, *spaces]), seed=0)
     return schema
 
 
@@ -218,7 +224,10 @@ def _column(name: str, spec: Any, source: str) -> Column:
     if not isinstance(unique, bool):
         raise fail(f"unique must be true or false, got {unique!r}")
     params = _check_params(ctype, params, fail, unique)
-    column = Column(name, ctype, params, float(null_rate), unique, key=zlib.crc32(name.encode()))
+    column = Column(name, ctype, params, float(null_rate), unique, key=_column_key(name))
+    if unique and key_space(column) is not None and key_space(column) >= 2**62:
+        raise fail(f"a unique pattern or range may have at most 2**62 distinct values, this one has about "
+                   f"{float(key_space(column)):.2g}; shorten the pattern (16 digits already give 1e16 keys)")
     if params.get("distribution") == "sequence" and null_rate:
         raise fail("a sequence is a key: it cannot have a null_rate")
     when = spec.get("when") or []
@@ -243,6 +252,9 @@ def _column(name: str, spec: Any, source: str) -> Column:
         merged = {**{k: v for k, v in spec.items() if k not in _COMMON_KEYS}, **changes}
         if "values" in changes and "weights" not in changes:
             merged.pop("weights", None)
+        if merged.get("distribution") == "sequence":
+            raise fail(f"when[{i}]: a sequence is a key and cannot change by row; use it as the column's own "
+                       f"distribution, without when clauses")
         merged = _check_params(ctype, merged, lambda m, i=i: fail(f"when[{i}]: {m}"), False)
         if column.categories is not None and merged.get("values") is not None \
                 and tuple(merged["values"]) != column.categories:
@@ -254,8 +266,11 @@ def _column(name: str, spec: Any, source: str) -> Column:
 
 
 def _number(value, what: str, fail) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or (
+            isinstance(value, float) and not np.isfinite(value)):
         raise fail(f"{what} must be a number, got {value!r}")
+    if abs(value) >= 2**62:
+        raise fail(f"{what} = {value!r} is too large: numbers must stay below 2**62 in size")
     return value
 
 
@@ -291,9 +306,21 @@ def _check_params(ctype: str, params: dict, fail, unique: bool) -> dict:
             for key in ("min", "max"):
                 if int(params[key]) != params[key]:
                     raise fail(f"{key} of an integer range must be a whole number, got {params[key]!r}")
+                params[key] = int(params[key])
+            if params["max"] - params["min"] >= 2**53:
+                raise fail("an integer range may hold at most 2**53 values (a double draws it exactly); for long "
+                           "identifiers use a string pattern such as '################'")
+        if dist == "sequence":
+            for key in ("start", "step"):
+                if key in params and (not isinstance(params[key], int) or isinstance(params[key], bool)):
+                    raise fail(f"{key} of a sequence must be a whole number, got {params[key]!r}")
+            if params.get("step", 1) == 0:
+                raise fail("step of a sequence must not be 0 (the values are keys)")
+        elif ctype == "integer" and ("start" in params or "step" in params):
+            raise fail("start and step belong to distribution: sequence")
         if "round" in params and (not isinstance(params["round"], int) or isinstance(params["round"], bool)):
             raise fail(f"round is a number of decimals (an integer), got {params['round']!r}")
-        if unique and (dist != "uniform" or ctype != "integer" or base is not None):
+        if unique and (dist not in ("uniform", "sequence") or ctype != "integer" or base is not None):
             raise fail("unique works for an integer column with distribution uniform (a permutation of min..max) "
                        "or sequence, and for a string pattern")
     elif ctype == "boolean":
@@ -346,6 +373,22 @@ def _pattern(pattern: Any, fail) -> list[tuple[int, int]]:
     if escaped:
         raise fail(f"pattern {pattern!r} ends in a lone backslash")
     return out
+
+
+_BASE_TYPES = {"integer": ("integer",), "float": ("integer", "float"), "date": ("date",), "datetime": ("datetime",)}
+
+
+def _check_bases(schema: Schema) -> None:
+    """A ``base:`` column must hold what the offset adds to: numbers for numbers, dates for dates."""
+    for column in schema.columns.values():
+        for params in [column.params] + [p for _, p in column.branches]:
+            if "base" not in params:
+                continue
+            base = schema.columns[params["base"]]
+            if base.type not in _BASE_TYPES[column.type] or base.kind == "categorical":
+                raise schema.error(f"column {column.name!r}", f"base column {base.name!r} is a {base.type} column; "
+                                   f"a {column.type} column adds its offset to a "
+                                   f"{' or '.join(_BASE_TYPES[column.type])} column")
 
 
 def _generation_order(schema: Schema) -> list[str]:
@@ -435,36 +478,42 @@ def _feistel(values: np.ndarray, space: int, seed: int, column: Column) -> np.nd
 
 
 # ---------------------------------------------------------------- sampling
-def _truncated(u: np.ndarray, cdf, inverse, low, high) -> np.ndarray:
-    """Inverse-CDF sampling of a distribution truncated to [low, high] (None: unbounded)."""
-    a = cdf(low) if low is not None else 0.0
-    b = cdf(high) if high is not None else 1.0
-    if low is None and high is None:
-        return inverse(u)
-    return inverse(a + u * (b - a))
+def _truncated_standard_normal(u: np.ndarray, a: float, b: float) -> np.ndarray:
+    """N(0, 1) truncated to [a, b] by the inverse CDF, computed on the lower tail where ``ndtr`` keeps its digits."""
+    if a > 0:  # the interval lies above the mean: draw its mirror image below it
+        return -_truncated_standard_normal(u, -b, -a)
+    low, high = special.ndtr(a), special.ndtr(b)
+    return np.clip(special.ndtri(low + u * (high - low)), a, b)
 
 
 def _numeric(params: dict, u: np.ndarray, integer: bool) -> np.ndarray:
     dist, low, high = params["distribution"], params.get("min"), params.get("max")
     if dist == "uniform":
-        if integer:
-            return np.minimum(low + np.floor(u * (high - low + 1)), high).astype(np.int64)
-        return low + u * (high - low)
+        if integer:  # in int64: a double holds the offset exactly (ranges are below 2**53)
+            size = high - low + 1
+            return low + np.minimum(np.floor(u * size), size - 1).astype(np.int64)
+        return np.minimum(low + u * (high - low), high)
     if integer:  # a continuous law rounded to whole numbers: truncate to [min - 0.5, max + 0.5)
         low = low - 0.5 if low is not None else None
         high = high + 0.5 - 1e-9 if high is not None else None
-    if dist == "normal":
-        mean, std = params["mean"], params["std"]
-        x = _truncated(u, lambda v: special.ndtr((v - mean) / std), lambda p: mean + std * special.ndtri(p), low, high)
-    elif dist == "lognormal":
-        mu, sigma = params["log_mean"], params["log_std"]
-        low = max(low, 0.0) if low is not None else None
-        x = _truncated(u, lambda v: special.ndtr((np.log(v) - mu) / sigma) if v > 0 else 0.0,
-                       lambda p: np.exp(mu + sigma * special.ndtri(p)), low, high)
-    else:  # exponential starting at min (default 0)
+    if dist in ("normal", "lognormal"):
+        if dist == "normal":
+            centre, spread, lo, hi = params["mean"], params["std"], low, high
+        else:  # a normal law of log(x)
+            centre, spread = params["log_mean"], params["log_std"]
+            lo = np.log(low) if low is not None and low > 0 else None
+            hi = np.log(high) if high is not None and high > 0 else (None if high is None else -np.inf)
+        a = -np.inf if lo is None else (lo - centre) / spread
+        b = np.inf if hi is None else (hi - centre) / spread
+        x = centre + spread * _truncated_standard_normal(u, a, b)
+        if dist == "lognormal":
+            x = np.exp(x)
+    else:  # exponential starting at min (default 0), truncated at max: start + Exp(scale) given below max - start
         start, scale = (low if low is not None else 0.0), params["scale"]
-        x = _truncated(u, lambda v: -np.expm1(-(v - start) / scale), lambda p: start - scale * np.log1p(-p),
-                       None, high)
+        mass = -np.expm1(-(high - start) / scale) if high is not None else 1.0
+        x = start - scale * np.log1p(-u * mass)
+    if low is not None or high is not None:
+        x = np.clip(x, -np.inf if low is None else low, np.inf if high is None else high)
     if integer:
         return np.floor(x + 0.5).astype(np.int64)
     return x
@@ -632,6 +681,8 @@ def generate(schema: Schema, n: int, seed: int = 0, start: int = 0) -> dict[str,
             raise schema.error(f"column {column.name!r}",
                                f"unique values run out: {start + n} rows asked for, {space} distinct values exist; "
                                f"widen the range or pattern, or ask for fewer rows")
+    if n == 0:  # no rows, the same columns and types
+        return {name: _subset(value, np.zeros(0, dtype=np.int64)) for name, value in generate(schema, 1, seed).items()}
     columns = _generate_rows(schema, Rows(start, n), seed)
     redraw = [name for name in schema.order if not schema.columns[name].row_deterministic()]
     failing = _failing(schema, columns)
@@ -699,5 +750,5 @@ def write_records(schema: Schema, n: int, out: str | Path, seed: int = 0, chunk_
     def make_table(start: int):
         return output.arrow_table(generate(schema, min(chunk_rows, n - start), seed, start), types)
 
-    return output.write_chunks(make_table, range(0, n, chunk_rows), out, n, overwrite, needs_quotes(schema),
-                               progress, workers)
+    starts = range(0, n, chunk_rows) if n else [0]  # no rows: still a file with the header (CSV) or schema
+    return output.write_chunks(make_table, starts, out, n, overwrite, needs_quotes(schema), progress, workers)

