@@ -1,8 +1,9 @@
-"""Every notebook in notebooks/ is committed clean and executes, twice, at small settings.
+"""Every notebook in notebooks/ is committed clean and executes at small settings (the DCGAN one twice).
 
 The notebooks run in a Jupyter kernel (nbclient) started outside notebooks/,
 with ``AIGC_TF_NOTEBOOK_SMALL=1`` and their run/export root in a temporary
-directory; the second execution is "Run All" again on the same directories.
+directory; the second execution is "Run All" again on the same directories (one notebook suffices: the
+reuse is NotebookRun's, shared by every notebook).
 """
 
 from __future__ import annotations
@@ -53,17 +54,20 @@ def test_notebook_runs_twice_from_any_directory_into_its_own_directories(path, t
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
     first = _execute(path, workdir)
-    second = _execute(path, workdir)  # "Run All" again: reuses the finished run
+    # "Run All" again reuses the finished run; checked on the cheaper notebook only (the same NotebookRun code)
+    second = _execute(path, workdir) if path.stem == "dcgan_digits" else None
     runs = sorted(p for p in root.iterdir() if p.name != "exports")
     assert len(runs) == 1 and (runs[0] / "model.keras").is_file()
     assert [p.name for p in (root / "exports").iterdir()] == [f"notebook_{path.stem}"]
-    assert sorted(p.name for p in (root / "exports" / f"notebook_{path.stem}").iterdir()) == ["1", "2"]
+    versions = ["1", "2"] if second is not None else ["1"]
+    assert sorted(p.name for p in (root / "exports" / f"notebook_{path.stem}").iterdir()) == versions
     assert list(workdir.iterdir()) == []  # nothing written where the notebook was started
-    for nb in (first, second):
+    for nb in (first, second) if second is not None else (first,):
         errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
         assert not errors
-    reused = [o.get("text", "") for c in second.cells if c.cell_type == "code" for o in c.outputs]
-    assert any("already holds this finished run" in t for t in reused)
+    if second is not None:
+        reused = [o.get("text", "") for c in second.cells if c.cell_type == "code" for o in c.outputs]
+        assert any("already holds this finished run" in t for t in reused)
     if path.stem == "dcgan_digits":
         # The grid is shown inline: an image output, not just a figure's repr.
         images = [o for c in first.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]

@@ -1,7 +1,7 @@
 """One training step on 1 device vs MirroredStrategy over 2 logical CPUs.
 
 Run in its own process (logical devices must be set before TensorFlow
-initialises). Usage: ``mirrored_step.py sgd,adam [--float64] MODEL...`` (optimizers comma-separated);
+initialises). Usage: ``mirrored_step.py [--float64] sgd=MODEL,MODEL adam=MODEL,...``;
 prints JSON ``{optimizer: {model: {"same_start": ..., "max_diff": ..., "max_update": ...}}}``.
 ``--float64`` builds the models in float64 (``keras.config.set_floatx``), which
 separates the algorithm (loss scaling, synchronised batch norm: equal to
@@ -51,17 +51,18 @@ def one_step(strategy, name, batch, optimizer):
     return before, [v.numpy() for v in model.weights]
 
 
-def main(optimizers, names):
-    if names and names[0] == "--float64":
-        names = names[1:]
+def main(args):
+    if args and args[0] == "--float64":
+        args = args[1:]
         keras.config.set_floatx("float64")
+    plan = {a.split("=")[0]: a.split("=")[1].split(",") for a in args}  # optimizer=model,model,...
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     assert len(devices) == 2, devices
     # One strategy for all models: separate MirroredStrategy objects in one
     # process reuse collective instance keys and abort each other's all-reduces.
     mirrored = tf.distribute.MirroredStrategy(devices)
     out = {}
-    for optimizer in optimizers.split(","):  # one process for all optimizers: TensorFlow starts once
+    for optimizer, names in plan.items():  # one process for all optimizers: TensorFlow starts once
         rng = np.random.default_rng(0)
         out[optimizer] = stats = {}
         for name in names:
@@ -84,4 +85,4 @@ def main(optimizers, names):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    main(sys.argv[1:])
