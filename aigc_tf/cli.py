@@ -107,6 +107,7 @@ def cmd_sample(args) -> int:
     if not 0 <= seed < 2**31:
         raise UserError(f"--seed must be in [0, 2**31), got {seed}")
     task = registry.task_for(cfg.model["name"])
+    task.refuse_foreign_sample_options(args, run_dir)
     task.check_sample_arguments(args, cfg, run_dir)
     start_tensorflow(args.verbose)
     model = training.load_model(training.final_model_path(run_dir))

@@ -29,6 +29,8 @@ REGISTERED = {
     "aigc_tf>LSTMLanguageModel": "aigc_tf.models.lstm_lm:LSTMLanguageModel",
     "aigc_tf>Seq2Seq": "aigc_tf.models.seq2seq:Seq2Seq",
     "aigc_tf>TextVAE": "aigc_tf.models.text_vae:TextVAE",
+    "aigc_tf>TVAE": "aigc_tf.tabular.models:TVAE",
+    "aigc_tf>CTGAN": "aigc_tf.tabular.models:CTGAN",
     "aigc_tf>Perplexity": "aigc_tf.models.sequence_base:Perplexity",
     "aigc_tf>CausalSelfAttention": "aigc_tf.layers.transformer:CausalSelfAttention",
     "aigc_tf>TransformerBlock": "aigc_tf.layers.transformer:TransformerBlock",

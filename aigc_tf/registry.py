@@ -27,6 +27,8 @@ FAMILIES: dict[str, str] = {
     "lm": "aigc_tf.tasks.text:LanguageModelTask",
     "seq2seq": "aigc_tf.tasks.text:Seq2SeqTask",
     "text_vae": "aigc_tf.tasks.text:TextVAETask",
+    "table_vae": "aigc_tf.tabular.task:TableVAETask",
+    "table_gan": "aigc_tf.tabular.task:TableGANTask",
 }
 
 
@@ -57,10 +59,12 @@ MODELS: dict[str, ModelSpec] = {
     "gpt": ModelSpec("lm", "aigc_tf.models.gpt:GPT"),
     "seq2seq": ModelSpec("seq2seq", "aigc_tf.models.seq2seq:Seq2Seq"),
     "text_vae": ModelSpec("text_vae", "aigc_tf.models.text_vae:TextVAE"),
+    "tvae": ModelSpec("table_vae", "aigc_tf.tabular.models:TVAE"),
+    "ctgan": ModelSpec("table_gan", "aigc_tf.tabular.models:CTGAN"),
 }
 
 # Constructor arguments filled from the dataset or the top-level seed, never from `model:`.
-FROM_DATA = ("image_shape", "num_classes", "vocabulary", "tokenizer", "seed")
+FROM_DATA = ("image_shape", "num_classes", "vocabulary", "tokenizer", "table_transform", "seed")
 _ANNOTATION_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple, "list": list,
                      "dict": dict, "None": None, "Any": Any}
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,38 +35,16 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="default benchmarks/tabular_baselines_<data>.json")
     args = parser.parse_args()
 
-    from aigc_tf.tabular import data, quality
-    from aigc_tf.tabular.baselines import GaussianCopula, IndependentMarginals
+    from aigc_tf.tabular import data, scoring
 
     table, info = data.load_table("file" if args.path else args.data, args.path, args.discrete, args.target)
     train, holdout = data.split_table(table, args.test_fraction, args.seed)
     discrete = list(info.discrete)
-    rows = []
-    for name, make in [("real (train rows)", None), ("independent marginals", IndependentMarginals),
-                       ("Gaussian copula", GaussianCopula)]:
-        began = time.perf_counter()
-        synthetic = train if make is None else make(discrete).fit(train).sample(train.num_rows, seed=args.seed)
-        seconds = time.perf_counter() - began
-        report = quality.quality_report(holdout, synthetic, discrete)
-        row = {"synthesizer": name, "seconds": seconds,
-               **{k: report[k] for k in ("overall", "column_shapes", "column_pair_trends")},
-               "privacy": quality.privacy_report(train, holdout, synthetic, discrete, seed=args.seed)}
-        if info.target:
-            row["efficacy"] = quality.efficacy(synthetic, holdout, info.target, discrete, seed=args.seed)
-        rows.append(row)
-
+    rows = [scoring.score(name, synthetic, train, holdout, info, seed=args.seed, seconds=seconds)
+            for name, (synthetic, seconds) in scoring.reference_rows(train, info, train.num_rows, args.seed).items()]
     print(f"{info.name}: {train.num_rows} train rows, {holdout.num_rows} hold-out rows, {table.num_columns} columns; "
           f"efficacy target {info.target!r}")
-    header = f"{'synthesizer':24} | {'overall':>7} | {'shapes':>6} | {'pairs':>6} | {'accuracy':>8} | " \
-             f"{'macro F1':>8} | {'DCR ratio':>9} | {'copies':>6} | {'seconds':>7}"
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        e, p = row.get("efficacy", {}), row["privacy"]
-        print(f"{row['synthesizer']:24} | {row['overall']:7.4f} | {row['column_shapes']:6.4f} | "
-              f"{row['column_pair_trends']:6.4f} | {e.get('accuracy', float('nan')):8.4f} | "
-              f"{e.get('macro_f1', float('nan')):8.4f} | {p['dcr_ratio']:9.3f} | {p['copies']:6.3f} | "
-              f"{row['seconds']:7.2f}")
+    print(scoring.format_rows(rows))
     out = Path(args.out or ROOT / "benchmarks" / f"tabular_baselines_{info.name}.json")
     out.write_text(json.dumps({"data": info.name, "target": info.target, "discrete": discrete,
                                "train_rows": train.num_rows, "holdout_rows": holdout.num_rows,

@@ -26,6 +26,8 @@ TINY_MODEL = {
     "gpt": {"context_length": 32, "num_layers": 1, "num_heads": 2, "embed_dim": 16, "dropout": 0.0},
     "seq2seq": {"units": 32, "embed_dim": 16},
     "text_vae": {"units": 32, "embed_dim": 16, "latent_dim": 4, "kl_anneal_steps": 10},
+    "tvae": {"latent_dim": 4, "hidden": [16]},
+    "ctgan": {"latent_dim": 4, "generator_dims": [16], "discriminator_dims": [16], "pac": 4},
 }
 
 
@@ -53,6 +55,15 @@ def tiny_model_config(model_name: str):
             "data": {"name": "embedded", "tokenizer": "char", "seq_len": 32, "batch_size": 8, "max_examples": 40},
             # The shipped text configs' Adam settings.
             "train": {"epochs": 1, "verbose": 0, "num_samples": 2, "learning_rate": 2e-3, "beta_1": 0.9},
+        }
+        return from_dict(raw, "test")
+    if registry.task_for(model_name).modality == "table":
+        raw = {
+            "seed": 1,
+            "model": {"name": model_name, **TINY_MODEL.get(model_name, {})},
+            "data": {"name": "fair", "batch_size": 16, "max_examples": 200, "max_modes": 3},
+            "train": {"epochs": 1, "verbose": 0, "num_samples": 8, "learning_rate": 1e-3, "beta_1": 0.5,
+                      "beta_2": 0.9},
         }
         return from_dict(raw, "test")
     return tiny_config(model_name)

@@ -186,12 +186,10 @@ def test_train_with_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert history["epoch"] == [1, 2] and all(np.isfinite(history["d_loss"]))
     assert np.isfinite(history["val_d_loss"]).all()
     assert (run / "model.keras").is_file() and (run / "samples" / "epoch_0002.png").is_file()
-    check = run_python(
-        "import sys, keras; import aigc_tf.registry; "
-        f"m = keras.models.load_model({str(run / 'model.keras')!r}); "
-        "print(int(m.d_optimizer.iterations.numpy()), int(m.g_optimizer.iterations.numpy()))"
-    )
-    assert check.stdout.split() == ["8", "8"], check.stderr[-2000:]
+    import keras
+
+    model = keras.models.load_model(run / "model.keras")  # a mirrored run loads on one device
+    assert int(model.d_optimizer.iterations.numpy()) == int(model.g_optimizer.iterations.numpy()) == 8
 
 
 def test_start_up_log_lines_stay_off_the_terminal(tmp_path):

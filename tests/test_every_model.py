@@ -30,7 +30,7 @@ def _model_name(case):
     return case.split("@")[0]
 # The loss each family's training lowers on a fixed batch: a GAN's discriminator loss with the
 # generator frozen; the text VAE's reconstruction (its KL weight anneals upward step by step).
-LOSS_KEY = {"gan": "d_loss", "text_vae": "reconstruction"}
+LOSS_KEY = {"gan": "d_loss", "table_gan": "d_loss", "text_vae": "reconstruction"}
 
 
 def test_every_registered_model_has_tiny_settings():
@@ -62,6 +62,9 @@ def _with_noise(model, batch):
     rng = np.random.default_rng(0)
     if isinstance(batch, dict) and "images" in batch:
         n = int(batch["images"].shape[0])
+        return {**batch, "noise": rng.standard_normal((n, model.latent_dim)).astype("float32")}
+    if isinstance(batch, dict) and "rows" in batch:  # table models: GAN z, VAE eps
+        n = int(batch["rows"].shape[0])
         return {**batch, "noise": rng.standard_normal((n, model.latent_dim)).astype("float32")}
     if hasattr(model, "encode_text"):  # the text VAE: explicit posterior noise too
         tokens = batch[0]
@@ -100,6 +103,14 @@ def test_config_round_trip_and_outputs(name, built):
     out = _generate(model)
     if hasattr(model, "generate_text"):
         assert out.shape == (2, 6) and out.dtype == np.int32 and (out >= 2).all()
+    elif hasattr(model, "transformer"):  # table models: rows of the transformed matrix, one-hot blocks exact
+        assert out.shape == (4, model.data_width) and np.isfinite(out).all()
+        for span in model.spans:
+            block = out[:, span.start:span.start + span.width]
+            if span.activation == "softmax":
+                np.testing.assert_array_equal(block.sum(axis=1), 1.0)
+            else:
+                assert (np.abs(block) <= 1).all()
     else:
         assert out.shape == (4, *model.image_shape) and np.isfinite(out).all()
 

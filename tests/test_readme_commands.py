@@ -21,6 +21,8 @@ SMALL = {
                      "train.num_samples=16"],
     "gpt_embedded": ["train.epochs=1", "train.steps_per_epoch=3", "model.num_layers=1", "model.embed_dim=32",
                      "train.lr_schedule=constant", "train.warmup_steps=0", "train.num_samples=1"],
+    "tvae_fair": ["train.epochs=1", "data.max_examples=300", "model.hidden=[16]", "model.latent_dim=4",
+                  "train.quality_every=0", "train.num_samples=5"],
     "text_vae_embedded": ["train.epochs=1", "train.steps_per_epoch=3", "model.embed_dim=16", "model.units=32",
                           "train.num_samples=1"],
 }

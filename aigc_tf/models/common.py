@@ -141,6 +141,39 @@ class SingleOptimizerMixin:
         )
 
 
+class TwoOptimizerMixin:
+    """``compile`` with a discriminator and a generator optimizer (Adam 2e-4,
+    beta_1 0.5 by default, as in DCGAN), both built at once inside the
+    strategy scope, and saved with the model's execution settings. The model
+    has ``generator`` and ``discriminator`` networks."""
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        self.d_optimizer = d_optimizer or adam(2e-4, name="d_adam")
+        self.g_optimizer = g_optimizer or adam(2e-4, name="g_adam")
+        super().compile(optimizer=self.g_optimizer, **kwargs)
+        # Build both optimizers now, inside whatever strategy scope is active:
+        # resume then restores both Adam states, and MirroredStrategy does not
+        # trip over lazily created slots (keras #23085).
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        return {
+            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+            **execution_config(self),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
+            g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
+            **{k: config[k] for k in EXECUTION_KEYS if k in config},
+        )
+
+
 class SeedStateMixin:
     """Save and restore the model's ``SeedGenerator`` state with its weights.
 

@@ -12,7 +12,7 @@ from aigc_tf.models import common
 
 
 @keras.saving.register_keras_serializable(package="aigc_tf")
-class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
+class GAN(common.LatentSamplingMixin, common.TwoOptimizerMixin, common.SeedStateMixin, keras.Model):
     """Unconditional or class-conditional GAN (MLP or DCGAN networks).
 
     Each ``train_step`` does ``d_steps`` discriminator updates and one
@@ -154,34 +154,6 @@ class GAN(common.LatentSamplingMixin, common.SeedStateMixin, keras.Model):
             seed=self.seed,
         )
         return config
-
-    # ---------------------------------------------------------------- compile
-    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Two Adam optimizers by default (lr 2e-4, beta_1 0.5, as in DCGAN)."""
-        self.d_optimizer = d_optimizer or common.adam(2e-4, name="d_adam")
-        self.g_optimizer = g_optimizer or common.adam(2e-4, name="g_adam")
-        super().compile(optimizer=self.g_optimizer, **kwargs)
-        # Build both optimizers now, inside whatever strategy scope is active:
-        # resume then restores both Adam states, and MirroredStrategy does not
-        # trip over lazily created slots (keras #23085).
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return None
-        return {
-            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
-            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
-            **common.execution_config(self),
-        }
-
-    def compile_from_config(self, config):
-        self.compile(
-            d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
-            g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
-            **{k: config[k] for k in common.EXECUTION_KEYS if k in config},
-        )
 
     @property
     def metrics(self):

@@ -12,7 +12,10 @@
   decimals, up to 6, that hold every training value for floats), so values
   come back exactly despite float32. Only values further than 3.96 sigma_k
   from their mode's mean are changed (``alpha`` is clipped to +-0.99, as in
-  CTGAN); :attr:`TableTransformer.clipped` counts them.
+  CTGAN); :attr:`TableTransformer.clipped` counts them. Generated values are
+  also clipped to the column's training range (SDV's ``enforce_min_max_values``)
+  and, in a column with at most ``snap_distinct`` distinct training values
+  (codes, counts, brackets), moved to the nearest of those values.
 * Discrete columns (strings, booleans, and the columns named ``discrete``):
   a one-hot over the categories seen in training.
 * Nulls: a discrete column's null is one more category; a continuous column
@@ -122,8 +125,9 @@ def _decimals(values: np.ndarray) -> int | None:
 class ContinuousColumn:
     """Mode-specific normalisation of one numeric or date column."""
 
-    def __init__(self, name: str, arrow_type, max_modes: int = 10, seed: int = 0):
+    def __init__(self, name: str, arrow_type, max_modes: int = 10, seed: int = 0, snap_distinct: int = 0):
         self.name, self.arrow_type, self.max_modes, self.seed = name, arrow_type, max_modes, seed
+        self.snap_distinct = snap_distinct
 
     def fit(self, column: pa.ChunkedArray) -> ContinuousColumn:
         from sklearn.mixture import BayesianGaussianMixture
@@ -137,8 +141,10 @@ class ContinuousColumn:
         self.decimals = precision(present, self.arrow_type)
         self.minimum, self.maximum = float(present.min()), float(present.max())
         distinct = np.unique(present)
+        # A column of few distinct values (survey codes, counts) gets its generated values snapped to them.
+        self.snap = distinct.tolist() if len(distinct) <= self.snap_distinct else None
         if len(distinct) == 1:  # a constant: one mode of zero width
-            self.means, self.stds = np.array([distinct[0]]), np.array([1.0])
+            self.means, self.stds, self.weights = np.array([distinct[0]]), np.array([1.0]), np.array([1.0])
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # ConvergenceWarning on columns with few distinct values
@@ -147,11 +153,34 @@ class ContinuousColumn:
                     weight_concentration_prior=0.001, max_iter=100, random_state=self.seed,
                 ).fit(present[:, None])
             keep = gm.weights_ > MIN_MODE_WEIGHT
-            self.mixture = gm
-            self.keep = keep
             self.means = gm.means_[keep, 0]
             self.stds = np.sqrt(gm.covariances_[keep, 0, 0])
+            self.weights = gm.weights_[keep] / gm.weights_[keep].sum()
         return self
+
+    def posterior(self, values: np.ndarray) -> np.ndarray:
+        """``(rows, modes)``: each value's posterior over the kept modes, ``w_k N(x; mu_k, sigma_k)`` normalised."""
+        z = (values[:, None] - self.means[None, :]) / self.stds[None, :]
+        log_p = np.log(self.weights)[None, :] - np.log(self.stds)[None, :] - 0.5 * z * z
+        log_p -= log_p.max(axis=1, keepdims=True)
+        p = np.exp(log_p)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def get_config(self) -> dict:
+        return {"kind": "continuous", "name": self.name, "nullable": self.nullable, "fill": self.fill,
+                "decimals": self.decimals, "minimum": self.minimum, "maximum": self.maximum,
+                "means": self.means.tolist(), "stds": self.stds.tolist(), "weights": self.weights.tolist(),
+                "max_modes": self.max_modes, "seed": self.seed, "snap_distinct": self.snap_distinct,
+                "snap": self.snap}
+
+    @classmethod
+    def from_config(cls, config: dict, arrow_type) -> ContinuousColumn:
+        column = cls(config["name"], arrow_type, config["max_modes"], config["seed"], config["snap_distinct"])
+        for key in ("nullable", "fill", "decimals", "minimum", "maximum", "snap"):
+            setattr(column, key, config[key])
+        for key in ("means", "stds", "weights"):
+            setattr(column, key, np.asarray(config[key], dtype=np.float64))
+        return column
 
     @property
     def modes(self) -> int:
@@ -173,8 +202,7 @@ class ContinuousColumn:
         if self.modes == 1:
             mode = np.zeros(len(values), dtype=np.int64)
         else:
-            posterior = self.mixture.predict_proba(values[:, None])[:, self.keep] + 1e-12
-            posterior /= posterior.sum(axis=1, keepdims=True)
+            posterior = self.posterior(values)
             u = rng.random(len(values))[:, None]
             mode = np.minimum((np.cumsum(posterior, axis=1) < u).sum(axis=1), self.modes - 1)
         alpha = (values - self.means[mode]) / (4 * self.stds[mode])
@@ -190,9 +218,18 @@ class ContinuousColumn:
         block = np.asarray(block, dtype=np.float64)
         mode = np.argmax(block[:, 1:1 + self.modes], axis=1)
         alpha = np.clip(block[:, 0], -1.0, 1.0)
-        values = alpha * 4 * self.stds[mode] + self.means[mode]
+        values = np.clip(alpha * 4 * self.stds[mode] + self.means[mode], self.minimum, self.maximum)
+        if self.snap is not None:
+            values = nearest(np.asarray(self.snap), values)
         null = np.argmax(block[:, 1 + self.modes:], axis=1) == 1 if self.nullable else None
         return from_numbers(values, null, self.arrow_type, self.decimals)
+
+
+def nearest(grid: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each value replaced by the nearest point of the sorted ``grid`` (the lower one on a tie)."""
+    upper = np.clip(np.searchsorted(grid, values), 1, len(grid) - 1) if len(grid) > 1 else np.zeros(len(values), int)
+    lower = np.maximum(upper - 1, 0)
+    return np.where(np.abs(values - grid[lower]) <= np.abs(grid[upper] - values), grid[lower], grid[upper])
 
 
 class DiscreteColumn:
@@ -208,7 +245,21 @@ class DiscreteColumn:
         if not self.categories:
             raise DataError(f"column {self.name!r} has no values in the training split; drop it")
         self._index = {v: i for i, v in enumerate(self.categories)}
+        self.counts = np.bincount([self._index[v] for v in values], minlength=len(self.categories))
         return self
+
+    def get_config(self) -> dict:
+        # Categories go through Arrow IPC (dates, booleans and numbers keep their exact type).
+        return {"kind": "discrete", "name": self.name, "categories": _encode_array(self.categories, self.arrow_type),
+                "counts": self.counts.tolist()}
+
+    @classmethod
+    def from_config(cls, config: dict, arrow_type) -> DiscreteColumn:
+        column = cls(config["name"], arrow_type)
+        column.categories = _decode_array(config["categories"])
+        column._index = {v: i for i, v in enumerate(column.categories)}
+        column.counts = np.asarray(config["counts"], dtype=np.int64)
+        return column
 
     @property
     def width(self) -> int:
@@ -235,8 +286,29 @@ class DiscreteColumn:
     def inverse(self, block: np.ndarray) -> pa.Array:
         codes = np.argmax(np.asarray(block), axis=1)
         values = [self.categories[i] for i in codes]
-        arrow_type = self.arrow_type.value_type if pa.types.is_dictionary(self.arrow_type) else self.arrow_type
-        return pa.array(values, type=arrow_type)
+        return pa.array(values, type=_value_type(self.arrow_type))
+
+
+def _value_type(arrow_type):
+    return arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+
+
+def _encode_array(values: list, arrow_type) -> str:
+    """A list of values of ``arrow_type`` as base64 Arrow IPC (JSON-safe, exact for every type)."""
+    import base64
+
+    batch = pa.record_batch([pa.array(values, type=_value_type(arrow_type))], names=["v"])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii")
+
+
+def _decode_array(text: str) -> list:
+    import base64
+
+    with pa.ipc.open_stream(base64.b64decode(text)) as reader:
+        return reader.read_all().column(0).to_pylist()
 
 
 class TableTransformer:
@@ -245,6 +317,9 @@ class TableTransformer:
     Args:
         discrete: column names to treat as categories even if numeric.
         max_modes: components of each continuous column's mixture.
+        snap_distinct: a continuous column with at most this many distinct
+            training values has its generated values moved to the nearest of
+            them (0: never).
         seed: the mixtures' seed.
 
     Example:
@@ -253,8 +328,9 @@ class TableTransformer:
         >>> transformer.inverse(matrix).equals(train)                           # True (no clipped outliers)
     """
 
-    def __init__(self, discrete: list[str] | None = None, max_modes: int = 10, seed: int = 0):
+    def __init__(self, discrete: list[str] | None = None, max_modes: int = 10, seed: int = 0, snap_distinct: int = 0):
         self.discrete, self.max_modes, self.seed = list(discrete or []), max_modes, seed
+        self.snap_distinct = snap_distinct
 
     def fit(self, table: pa.Table) -> TableTransformer:
         unknown = [c for c in self.discrete if c not in table.column_names]
@@ -267,8 +343,13 @@ class TableTransformer:
             if is_discrete(field, self.discrete):
                 self.columns.append(DiscreteColumn(field.name, field.type).fit(table.column(field.name)))
             else:
-                self.columns.append(ContinuousColumn(field.name, field.type, self.max_modes, self.seed)
+                self.columns.append(ContinuousColumn(field.name, field.type, self.max_modes, self.seed,
+                                                     self.snap_distinct)
                                     .fit(table.column(field.name)))
+        self._layout()
+        return self
+
+    def _layout(self) -> None:
         self.spans = []
         start = 0
         for column in self.columns:
@@ -276,7 +357,26 @@ class TableTransformer:
             start += column.width
         self.width = start
         self.clipped = 0
-        return self
+
+    def get_config(self) -> dict:
+        """The fitted state as plain JSON values (it goes into a model's config and so its ``.keras`` file)."""
+        import base64
+
+        return {"discrete": self.discrete, "max_modes": self.max_modes, "seed": self.seed,
+                "snap_distinct": self.snap_distinct,
+                "schema": base64.b64encode(self.schema.serialize().to_pybytes()).decode("ascii"),
+                "columns": [c.get_config() for c in self.columns]}
+
+    @classmethod
+    def from_config(cls, config: dict) -> TableTransformer:
+        import base64
+
+        out = cls(config["discrete"], config["max_modes"], config["seed"], config["snap_distinct"])
+        out.schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(config["schema"])))
+        kinds = {"continuous": ContinuousColumn, "discrete": DiscreteColumn}
+        out.columns = [kinds[c["kind"]].from_config(c, out.schema.field(c["name"]).type) for c in config["columns"]]
+        out._layout()
+        return out
 
     def transform(self, table: pa.Table, seed: int = 0) -> np.ndarray:
         """``(rows, width)`` float32; modes are drawn from their posteriors with ``seed``."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aigc_tf.config import DataConfig
-from aigc_tf.errors import ConfigError
+from aigc_tf.errors import ConfigError, UserError
 
 
 def positive(text: str) -> int:
@@ -104,9 +104,50 @@ class Task:
     def check_sample_arguments(self, args, cfg, run_dir: Path) -> None:
         """Refuse bad or foreign options before the model loads."""
 
+    def refuse_foreign_sample_options(self, args, run_dir: Path) -> None:
+        """An option another modality's ``add_sample_arguments`` adds, set on this family's run, is an error."""
+        own = _sample_options(type(self))
+        for family in _families():
+            other = _sample_options(family)
+            for dest, (flag, default) in other.items():
+                if dest not in own and getattr(args, dest, default) != default:
+                    article = "an" if self.modality[:1] in "aeiou" else "a"
+                    raise UserError(f"{flag} is for {family.modality} runs; {run_dir} holds {article} "
+                                    f"{self.modality} model")
+
     @classmethod
     def add_commands(cls, subparsers) -> None:
         """CLI commands of the family's own (e.g. ``aigc-tf generate``)."""
+
+
+def compile_adam(model, train_cfg):
+    """Compile ``model`` with the config's Adam settings: one optimizer, or a
+    discriminator's and a generator's for a model with both networks
+    (``train.d_learning_rate``, null: ``train.learning_rate``)."""
+    from aigc_tf.models import common
+
+    t = train_cfg
+    execution = dict(steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
+    if hasattr(model, "discriminator"):
+        model.compile(
+            d_optimizer=common.adam(t.d_learning_rate or t.learning_rate, t.beta_1, t.beta_2, name="d_adam"),
+            g_optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, name="g_adam"), **execution)
+    else:
+        model.compile(optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2), **execution)
+    return model
+
+
+def _families():
+    from aigc_tf import registry
+
+    return [registry.task_class(f) for f in registry.FAMILIES]
+
+
+def _sample_options(task_class) -> dict:
+    """``{dest: (flag, default)}`` of the options a task class's ``add_sample_arguments`` adds."""
+    parser = argparse.ArgumentParser(add_help=False)
+    task_class.add_sample_arguments(parser)
+    return {a.dest: (a.option_strings[0], a.default) for a in parser._actions}
 
 
 def _families_of_modality(modality: str) -> list[str]:

@@ -23,7 +23,7 @@ import numpy as np
 from aigc_tf.config import DataConfig
 from aigc_tf.data import IMAGE_DATASETS
 from aigc_tf.errors import ConfigError, UserError
-from aigc_tf.tasks.base import Task
+from aigc_tf.tasks.base import Task, compile_adam
 
 
 @dataclasses.dataclass
@@ -85,6 +85,9 @@ class ImageTask(Task):
                 f"model {cfg.model['name']!r} cannot be built for data {cfg.data.name!r} "
                 f"(images {tuple(data.image_shape)}, {data.num_classes} classes): {exc}"
             ) from None
+
+    def build_model(self, cfg, data):
+        return compile_adam(self._build(cfg, data), cfg.train)
 
     # ------------------------------------------------------------ training
     def write_samples(self, cfg, model, folder: Path, epoch: int) -> None:
@@ -161,8 +164,6 @@ class ImageTask(Task):
         return 0
 
     def check_sample_arguments(self, args, cfg, run_dir: Path) -> None:
-        if getattr(args, "prompt", None) is not None or getattr(args, "interpolate", None) is not None:
-            raise UserError(f"--prompt and --interpolate are for text runs; {run_dir} holds an image model")
         seed = cfg.seed if args.seed is None else args.seed
         n = args.n or 64
         out = Path(args.out) if args.out else run_dir / "samples" / f"sample_seed{seed}_n{n}.png"
@@ -176,18 +177,6 @@ class GANTask(ImageTask):
     family = "gan"
     value_range = "tanh"
     sparse_metrics = ("fid",)
-
-    def build_model(self, cfg, data):
-        from aigc_tf.models import common
-
-        model = self._build(cfg, data)
-        t = cfg.train
-        model.compile(
-            d_optimizer=common.adam(t.d_learning_rate or t.learning_rate, t.beta_1, t.beta_2, name="d_adam"),
-            g_optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, name="g_adam"),
-            steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile,
-        )
-        return model
 
     def quality_callback(self, cfg):
         """FID every ``train.quality_every`` epochs (and at the last) into ``logs``."""
@@ -209,15 +198,6 @@ class VAETask(ImageTask):
     family = "vae"
     value_range = "unit"
     sparse_metrics = ("test_elbo",)
-
-    def build_model(self, cfg, data):
-        from aigc_tf.models import common
-
-        model = self._build(cfg, data)
-        t = cfg.train
-        model.compile(optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2),
-                      steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
-        return model
 
     def quality_callback(self, cfg):
         """The binarised test ELBO every ``train.quality_every`` epochs (and at the last) into ``logs``."""
