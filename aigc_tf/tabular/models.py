@@ -91,8 +91,7 @@ class TableModelMixin:
             [BLOCK, self.data_width], tf.float32))
         return tf.reshape(out, [-1, self.data_width])
 
-    def sample_latent(self, num_samples, seed=None):
-        return common.normal((num_samples, self.latent_dim), self.seed_generator if seed is None else seed)
+    sample_latent = common.LatentSamplingMixin.sample_latent
 
     def table_from_matrix(self, matrix):
         """The Arrow table a generated matrix stands for (the training table's schema)."""
@@ -141,8 +140,6 @@ class TVAE(TableModelMixin, common.SingleOptimizerMixin, common.SeedStateMixin, 
         l2: L2 weight penalty.
         seed: initial seed of the model's ``SeedGenerator``.
     """
-
-    conditional = False
 
     def __init__(self, table_transform: dict | None = None, latent_dim: int = 128, hidden: list = (128, 128),
                  loss_factor: float = 2.0, beta: float = 1.0, l2: float = 1e-5, seed: int | None = None, **kwargs):
@@ -267,8 +264,6 @@ class CTGAN(TableModelMixin, common.TwoOptimizerMixin, common.SeedStateMixin, ke
         dropout: critic dropout.
         seed: initial seed of the model's ``SeedGenerator``.
     """
-
-    conditional = False  # not class-conditional in the image sense: conditioned on table categories
 
     def __init__(self, table_transform: dict | None = None, latent_dim: int = 128, generator_dims: list = (256, 256),
                  discriminator_dims: list = (256, 256), pac: int = 10, gp_weight: float = 10.0, d_steps: int = 1,

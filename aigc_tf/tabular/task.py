@@ -332,11 +332,11 @@ def generate_tables(model, rows: int, seed: int, conditions=(), max_draws: int =
     first one and every condition is then enforced by keeping only the rows
     that meet it, drawing further blocks until there are enough; after
     ``max_draws`` times as many rows as asked for it stops with an error."""
+    from aigc_tf.tabular.models import BLOCK
+
     block = GENERATE_BLOCKS
     first, done, drawn = 0, 0, 0
     cond_index = next((c[2] for c in conditions if c[2] is not None), None)
-    from aigc_tf.tabular.models import BLOCK
-
     while done < rows:
         count = block if conditions else min(block, -(-(rows - done) // BLOCK))
         matrix = model.generate_blocks(seed, first, count, cond_index).numpy()
