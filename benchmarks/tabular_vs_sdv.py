@@ -69,12 +69,12 @@ def sdv_synthesizer(name: str, train, discrete: list[str], epochs: int):
     from sdv.single_table import CTGANSynthesizer, TVAESynthesizer
 
     frame = train.to_pandas()
-    metadata = Metadata.detect_from_dataframe(frame, table_name="table")
+    metadata = Metadata.detect_from_dataframes({"table": frame}, infer_keys=None)
     for column in frame.columns:
         metadata.update_column(column_name=column, sdtype="categorical" if column in discrete else "numerical",
                                table_name="table")
     cls = TVAESynthesizer if name == "tvae" else CTGANSynthesizer
-    return cls(metadata, epochs=epochs), frame
+    return cls(metadata, epochs=epochs, enable_gpu=False), frame
 
 
 def theirs(name: str, train, discrete: list[str], epochs: int, seed: int):
@@ -87,11 +87,13 @@ def theirs(name: str, train, discrete: list[str], epochs: int, seed: int):
     np.random.seed(seed)
     synthesizer, frame = sdv_synthesizer(name, train, discrete, epochs)
     began = time.perf_counter()
-    synthesizer.fit(frame)
+    synthesizer.fit({"table": frame})  # SDV 2 takes {table name: frame}
     fit_seconds = time.perf_counter() - began
     began = time.perf_counter()
     sampled = synthesizer.sample(num_rows=train.num_rows)
     sample_seconds = time.perf_counter() - began
+    if isinstance(sampled, dict):
+        sampled = sampled["table"]
     rows = pa.Table.from_pandas(sampled[frame.columns], preserve_index=False).cast(train.schema)
     return rows, fit_seconds, sample_seconds
 

@@ -37,6 +37,7 @@ class TableDataConfig(DataConfig):
     split_seed: int = 0  # the train / hold-out split (fixed, whatever the run's seed)
     max_modes: int = 10  # mixture components per continuous column
     snap_distinct: int = 100  # continuous columns with at most this many distinct values: snap output to them (0: off)
+    point_mass: float = 0.0  # a continuous value holding at least this share of rows: a zero-width mode (0: off)
 
 
 @dataclasses.dataclass
@@ -96,7 +97,7 @@ class TableTask(Task):
         train, holdout, info = self.tables(cfg)
         d = cfg.data
         transformer = model.transformer if model is not None and hasattr(model, "transformer") else \
-            TableTransformer(list(info.discrete), d.max_modes, cfg.seed, d.snap_distinct).fit(train)
+            TableTransformer(list(info.discrete), d.max_modes, cfg.seed, d.snap_distinct, d.point_mass).fit(train)
         seed = cfg.seed + seed_offset
         matrix = transformer.transform(train, seed=seed)
         return TableData(self.pipeline(cfg, matrix, transformer, seed), self.validation(cfg, holdout, transformer),

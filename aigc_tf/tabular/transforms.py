@@ -16,6 +16,14 @@
   also clipped to the column's training range (SDV's ``enforce_min_max_values``)
   and, in a column with at most ``snap_distinct`` distinct training values
   (codes, counts, brackets), moved to the nearest of those values.
+  With ``point_mass`` > 0, a value that holds at least that share of the
+  training rows (the zeros of a zero-inflated amount, a count's common
+  values) is a mode of its own with zero width (``sigma_k = 0``): it is
+  encoded as that mode with ``alpha = 0`` and generated exactly, whatever the
+  model's ``alpha``; the mixture is fitted to the other values only. (Without
+  it, the mixture gives such a spike a mode of some width, and the noise a
+  model adds to ``alpha`` turns a share of its zeros into small positive
+  values.)
 * Discrete columns (strings, booleans, and the columns named ``discrete``):
   a one-hot over the categories seen in training.
 * Nulls: a discrete column's null is one more category; a continuous column
@@ -125,13 +133,12 @@ def _decimals(values: np.ndarray) -> int | None:
 class ContinuousColumn:
     """Mode-specific normalisation of one numeric or date column."""
 
-    def __init__(self, name: str, arrow_type, max_modes: int = 10, seed: int = 0, snap_distinct: int = 0):
+    def __init__(self, name: str, arrow_type, max_modes: int = 10, seed: int = 0, snap_distinct: int = 0,
+                 point_mass: float = 0.0):
         self.name, self.arrow_type, self.max_modes, self.seed = name, arrow_type, max_modes, seed
-        self.snap_distinct = snap_distinct
+        self.snap_distinct, self.point_mass = snap_distinct, float(point_mass)
 
     def fit(self, column: pa.ChunkedArray) -> ContinuousColumn:
-        from sklearn.mixture import BayesianGaussianMixture
-
         values, null = to_numbers(column, self.name)
         present = values[~null]
         if len(present) == 0:
@@ -143,25 +150,58 @@ class ContinuousColumn:
         distinct = np.unique(present)
         # A column of few distinct values (survey codes, counts) gets its generated values snapped to them.
         self.snap = distinct.tolist() if len(distinct) <= self.snap_distinct else None
-        if len(distinct) == 1:  # a constant: one mode of zero width
+        masses = np.zeros(0)
+        if self.point_mass > 0:
+            values_seen, counts = np.unique(present, return_counts=True)
+            masses = values_seen[counts >= self.point_mass * len(present)]
+            rest = present[~np.isin(present, masses)]
+            if len(np.unique(rest)) == 1:  # a single value left over is a point mass too
+                masses, rest = np.union1d(masses, rest[:1]), rest[:0]
+        if len(masses):
+            share = np.array([np.mean(present == m) for m in masses])
+            self.means, self.stds, self.weights = masses.astype(np.float64), np.zeros(len(masses)), share
+            if len(rest):
+                means, stds, weights = self._mixture(rest)
+                self.means = np.concatenate([self.means, means])
+                self.stds = np.concatenate([self.stds, stds])
+                self.weights = np.concatenate([share, weights * len(rest) / len(present)])
+        elif len(distinct) == 1:  # a constant: one mode
             self.means, self.stds, self.weights = np.array([distinct[0]]), np.array([1.0]), np.array([1.0])
         else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # ConvergenceWarning on columns with few distinct values
-                gm = BayesianGaussianMixture(
-                    n_components=min(self.max_modes, len(distinct)), weight_concentration_prior_type="dirichlet_process",
-                    weight_concentration_prior=0.001, max_iter=100, random_state=self.seed,
-                ).fit(present[:, None])
-            keep = gm.weights_ > MIN_MODE_WEIGHT
-            self.means = gm.means_[keep, 0]
-            self.stds = np.sqrt(gm.covariances_[keep, 0, 0])
-            self.weights = gm.weights_[keep] / gm.weights_[keep].sum()
+            self.means, self.stds, self.weights = self._mixture(present)
         return self
 
+    def _mixture(self, present: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(means, stds, weights)`` of the kept components of a variational mixture fitted to ``present``."""
+        from sklearn.mixture import BayesianGaussianMixture
+
+        distinct = np.unique(present)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning on columns with few distinct values
+            gm = BayesianGaussianMixture(
+                n_components=min(self.max_modes, len(distinct)), weight_concentration_prior_type="dirichlet_process",
+                weight_concentration_prior=0.001, max_iter=100, random_state=self.seed,
+            ).fit(present[:, None])
+        keep = gm.weights_ > MIN_MODE_WEIGHT
+        return gm.means_[keep, 0], np.sqrt(gm.covariances_[keep, 0, 0]), gm.weights_[keep] / gm.weights_[keep].sum()
+
     def posterior(self, values: np.ndarray) -> np.ndarray:
-        """``(rows, modes)``: each value's posterior over the kept modes, ``w_k N(x; mu_k, sigma_k)`` normalised."""
-        z = (values[:, None] - self.means[None, :]) / self.stds[None, :]
-        log_p = np.log(self.weights)[None, :] - np.log(self.stds)[None, :] - 0.5 * z * z
+        """``(rows, modes)``: each value's posterior over the kept modes, ``w_k N(x; mu_k, sigma_k)`` normalised.
+
+        A point mass (``sigma_k = 0``) takes the values equal to it, all of
+        them; the other values are shared among the other modes (or, if
+        there are none, go to the nearest point mass)."""
+        mass = self.stds == 0
+        width = np.where(mass, 1.0, self.stds)
+        z = (values[:, None] - self.means[None, :]) / width[None, :]
+        log_p = np.log(self.weights)[None, :] - np.log(width)[None, :] - 0.5 * z * z
+        if mass.any():
+            hit = (values[:, None] == self.means[None, :]) & mass[None, :]
+            log_p = np.where(mass[None, :], -np.inf, log_p)
+            if mass.all():  # nothing but point masses: an unseen value goes to the nearest one
+                nearest_mass = np.argmin(np.abs(values[:, None] - self.means[None, :]), axis=1)
+                log_p = np.where(np.arange(self.modes)[None, :] == nearest_mass[:, None], 0.0, -np.inf)
+            log_p = np.where(hit.any(axis=1, keepdims=True), np.where(hit, 0.0, -np.inf), log_p)
         log_p -= log_p.max(axis=1, keepdims=True)
         p = np.exp(log_p)
         return p / p.sum(axis=1, keepdims=True)
@@ -171,11 +211,12 @@ class ContinuousColumn:
                 "decimals": self.decimals, "minimum": self.minimum, "maximum": self.maximum,
                 "means": self.means.tolist(), "stds": self.stds.tolist(), "weights": self.weights.tolist(),
                 "max_modes": self.max_modes, "seed": self.seed, "snap_distinct": self.snap_distinct,
-                "snap": self.snap}
+                "point_mass": self.point_mass, "snap": self.snap}
 
     @classmethod
     def from_config(cls, config: dict, arrow_type) -> ContinuousColumn:
-        column = cls(config["name"], arrow_type, config["max_modes"], config["seed"], config["snap_distinct"])
+        column = cls(config["name"], arrow_type, config["max_modes"], config["seed"], config["snap_distinct"],
+                     config.get("point_mass", 0.0))
         for key in ("nullable", "fill", "decimals", "minimum", "maximum", "snap"):
             setattr(column, key, config[key])
         for key in ("means", "stds", "weights"):
@@ -205,7 +246,8 @@ class ContinuousColumn:
             posterior = self.posterior(values)
             u = rng.random(len(values))[:, None]
             mode = np.minimum((np.cumsum(posterior, axis=1) < u).sum(axis=1), self.modes - 1)
-        alpha = (values - self.means[mode]) / (4 * self.stds[mode])
+        std = self.stds[mode]
+        alpha = np.divide(values - self.means[mode], 4 * std, out=np.zeros(len(values)), where=std > 0)
         clipped = int((np.abs(alpha) > ALPHA_LIMIT).sum())
         out = np.zeros((len(values), self.width), dtype=np.float32)
         out[:, 0] = np.clip(alpha, -ALPHA_LIMIT, ALPHA_LIMIT)
@@ -320,6 +362,8 @@ class TableTransformer:
         snap_distinct: a continuous column with at most this many distinct
             training values has its generated values moved to the nearest of
             them (0: never).
+        point_mass: a continuous value holding at least this share of the
+            training rows is a zero-width mode of its own (0: never).
         seed: the mixtures' seed.
 
     Example:
@@ -328,9 +372,10 @@ class TableTransformer:
         >>> transformer.inverse(matrix).equals(train)                           # True (no clipped outliers)
     """
 
-    def __init__(self, discrete: list[str] | None = None, max_modes: int = 10, seed: int = 0, snap_distinct: int = 0):
+    def __init__(self, discrete: list[str] | None = None, max_modes: int = 10, seed: int = 0, snap_distinct: int = 0,
+                 point_mass: float = 0.0):
         self.discrete, self.max_modes, self.seed = list(discrete or []), max_modes, seed
-        self.snap_distinct = snap_distinct
+        self.snap_distinct, self.point_mass = snap_distinct, float(point_mass)
 
     def fit(self, table: pa.Table) -> TableTransformer:
         unknown = [c for c in self.discrete if c not in table.column_names]
@@ -344,7 +389,7 @@ class TableTransformer:
                 self.columns.append(DiscreteColumn(field.name, field.type).fit(table.column(field.name)))
             else:
                 self.columns.append(ContinuousColumn(field.name, field.type, self.max_modes, self.seed,
-                                                     self.snap_distinct)
+                                                     self.snap_distinct, self.point_mass)
                                     .fit(table.column(field.name)))
         self._layout()
         return self
@@ -363,7 +408,7 @@ class TableTransformer:
         import base64
 
         return {"discrete": self.discrete, "max_modes": self.max_modes, "seed": self.seed,
-                "snap_distinct": self.snap_distinct,
+                "snap_distinct": self.snap_distinct, "point_mass": self.point_mass,
                 "schema": base64.b64encode(self.schema.serialize().to_pybytes()).decode("ascii"),
                 "columns": [c.get_config() for c in self.columns]}
 
@@ -371,7 +416,9 @@ class TableTransformer:
     def from_config(cls, config: dict) -> TableTransformer:
         import base64
 
-        out = cls(config["discrete"], config["max_modes"], config["seed"], config["snap_distinct"])
+        # Transforms saved before point masses existed have none.
+        out = cls(config["discrete"], config["max_modes"], config["seed"], config["snap_distinct"],
+                  config.get("point_mass", 0.0))
         out.schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(config["schema"])))
         kinds = {"continuous": ContinuousColumn, "discrete": DiscreteColumn}
         out.columns = [kinds[c["kind"]].from_config(c, out.schema.field(c["name"]).type) for c in config["columns"]]

@@ -102,3 +102,60 @@ def test_generated_rows_decode_through_argmax_and_clip():
     age = out.column("age").to_numpy()
     assert out.num_rows == 40 and out.schema == table.schema
     assert np.all(np.isfinite(age)) and set(out.column("city").to_pylist()) <= {"Beijing", "Shanghai", "Wuhan", None}
+
+
+def zero_inflated(n=2000, seed=5):
+    """A zero-inflated amount: 70% exact zeros, the rest log-normal (two decimals), plus a nullable count."""
+    rng = np.random.default_rng(seed)
+    amount = np.where(rng.random(n) < 0.7, 0.0, np.round(rng.lognormal(1.0, 0.8, n), 2))
+    return pa.table({"amount": pa.array(amount),
+                     "visits": pa.array(rng.choice([0, 1, 2, 7], n, p=[0.5, 0.3, 0.18, 0.02]), type=pa.int64(),
+                                        mask=rng.random(n) < 0.1)})
+
+
+def test_point_masses_are_zero_width_modes_generated_exactly():
+    table = zero_inflated()
+    transformer = TableTransformer(seed=0, point_mass=0.05).fit(table)
+    amount, visits = transformer.columns
+    masses = amount.means[amount.stds == 0]
+    assert masses.tolist() == [0.0] and amount.modes > 1  # the zeros, then the mixture of the rest
+    assert amount.weights[0] == pytest.approx(np.mean(table.column("amount").to_numpy() == 0))
+    assert amount.weights.sum() == pytest.approx(1.0)
+    # 7 holds 2% (< 5%) but is the only value left once 0, 1 and 2 are masses: a point mass too.
+    assert sorted(visits.means.tolist()) == [0.0, 1.0, 2.0, 7.0] and np.all(visits.stds == 0)
+
+    matrix = transformer.transform(table, seed=1)
+    back = transformer.inverse(matrix)
+    assert transformer.clipped == 0 and back.equals(table)
+    zero_rows = table.column("amount").to_numpy() == 0
+    assert np.all(matrix[zero_rows, 1] == 1.0) and np.all(matrix[zero_rows, 0] == 0.0)
+    assert np.all(matrix[~zero_rows, 1] == 0.0)  # a positive amount never lands on the zero mode
+
+    # Whatever alpha a model emits, a row on the zero mode decodes to exactly 0.
+    generated = matrix.copy()
+    generated[:, 0] = np.random.default_rng(2).uniform(-1, 1, len(generated))
+    decoded = transformer.inverse(generated).column("amount").to_numpy()
+    assert np.all(decoded[zero_rows] == 0.0)
+
+    # It survives get_config / from_config, and a value the masses never saw goes to the nearest one.
+    again = TableTransformer.from_config(transformer.get_config())
+    assert again.inverse(matrix).equals(table)
+    unseen = pa.table({"amount": pa.array([0.0, 3.3]), "visits": pa.array([5, None], type=pa.int64())})
+    assert again.inverse(again.transform(unseen)).column("visits").to_pylist() == [7, None]
+
+
+def test_without_point_masses_the_zero_spike_gets_a_mode_of_some_width():
+    """What the point masses fix: the mixture's mode at the zeros is wide enough that noise on alpha
+    turns zeros positive (and a transform saved before point masses decodes as it did)."""
+    table = zero_inflated()
+    transformer = TableTransformer(seed=0).fit(table)
+    amount = transformer.columns[0]
+    zero_mode = int(np.argmin(np.abs(amount.means)))
+    assert np.all(amount.stds > 0) and amount.stds[zero_mode] > 1e-3
+    config = transformer.get_config()
+    del config["point_mass"]
+    for column in config["columns"]:
+        column.pop("point_mass", None)
+    old = TableTransformer.from_config(config)
+    matrix = transformer.transform(table, seed=1)
+    assert old.point_mass == 0.0 and old.inverse(matrix).equals(transformer.inverse(matrix))
