@@ -23,7 +23,8 @@ def table_csv(tmp_path_factory):
     n = 300
     city = rng.choice(["Beijing", "Paris", "Lagos, NG"], n, p=[0.6, 0.3, 0.1]).astype(object)
     city[::23] = None
-    income = np.round(rng.lognormal(10, 0.5, n), 2)
+    # Zero-inflated (40% exact zeros): with data.point_mass the zeros are a mode of their own.
+    income = np.where(rng.random(n) < 0.4, 0.0, np.round(rng.lognormal(10, 0.5, n), 2))
     table = pa.table({
         "city": pa.array(city.tolist(), pa.string()),
         "joined": pa.array(rng.integers(15000, 19000, n).astype(np.int32)).cast(pa.date32()),
@@ -49,7 +50,7 @@ def trained(table_csv, tmp_path_factory):
                 "seed": 3,
                 "model": {"name": name, **TINY_MODEL[name]},
                 "data": {"name": "file", "path": str(table_csv), "batch_size": 32, "target": "member",
-                         "constraints": ["age >= 18"]},
+                         "constraints": ["age >= 18"], "point_mass": 0.2},
                 "train": {"epochs": 2, "verbose": 0, "num_samples": 10, "quality_every": 2, "quality_samples": 100},
             }, "test")
             runs[name] = tmp_path_factory.mktemp(name) / "run"
@@ -150,3 +151,12 @@ print(json.dumps({{k: [x.decode() if isinstance(x, bytes) else (x.item() if hasa
                 assert g == w.isoformat()
             else:
                 assert g == w, (name, w, g)
+    income = [c for c in run_dir_model_columns(run_dir) if c.name == "income"][0]
+    assert 0.0 in income.means[income.stds == 0].tolist()  # the zeros are a point mass
+
+
+def run_dir_model_columns(run_dir):
+    from aigc_tf import training
+    from aigc_tf.run_dir import final_model_path
+
+    return training.load_model(final_model_path(run_dir)).transformer.columns
