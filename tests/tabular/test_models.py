@@ -193,3 +193,26 @@ def test_a_ctgan_condition_sets_the_condition_vector(models):
     cond = tf.one_hot(tf.fill([BLOCK], 1), ctgan.cond_width)
     np.testing.assert_allclose(raw, ctgan.generator([z, cond], training=False).numpy(), rtol=1e-6)
     assert span.width >= 2
+
+
+def test_ctgan_starts_from_pytorch_linear_init_and_tvae_from_glorot(mixed):
+    """CTGAN's layers are drawn U(+-1/sqrt(fan_in)) as in the published PyTorch code; TVAE keeps Glorot."""
+    import keras
+
+    config = mixed[1].get_config()
+    ctgan = CTGAN(table_transform=config, latent_dim=64, generator_dims=[64], discriminator_dims=[64], pac=10, seed=0)
+    tvae = TVAE(table_transform=config, latent_dim=64, hidden=[64], seed=0)
+    checked = 0
+    for network in (ctgan.generator, ctgan.discriminator):
+        for layer in network.layers:
+            if isinstance(layer, keras.layers.Dense):
+                kernel = layer.kernel.numpy()
+                bound = 1 / np.sqrt(kernel.shape[0])
+                assert np.abs(kernel).max() <= bound + 1e-7, layer.name
+                if kernel.size >= 2000:  # enough draws to tell U(+-b) (std b/sqrt(3)) from Glorot's
+                    assert kernel.std() == pytest.approx(bound / np.sqrt(3), rel=0.1), layer.name
+                    checked += 1
+    assert checked >= 3
+    first = next(layer for layer in tvae.encoder.layers if isinstance(layer, keras.layers.Dense))
+    fan_in, fan_out = first.kernel.shape
+    assert first.kernel.numpy().std() == pytest.approx(np.sqrt(2 / (fan_in + fan_out)), rel=0.1)
