@@ -69,6 +69,9 @@ def test_int_widens_to_float_but_not_the_reverse():
         ({"model": {"name": "dcgan", "loss": 3}}, r"model.loss must be a string"),
         ({"model": {"name": "dcgan"}, "data": {"download": "yes"}}, r"data.download must be true or false"),
         ({"model": "dcgan"}, r"'model' must be a mapping with a 'name'"),
+        ({"model": {"name": "tvae"}, "data": {"point_mass": 1.5}}, r"x.yaml: data.point_mass must be in \[0, 1\)"),
+        ({"model": {"name": "ctgan"}, "data": {"test_fraction": 1}}, r"data.test_fraction must be in \(0, 1\)"),
+        ({"model": {"name": "tvae"}, "data": {"max_modes": 0}}, r"data.max_modes must be at least 1"),
         ([1, 2], r"must be a YAML mapping"),
     ],
 )

@@ -68,6 +68,9 @@ class TableTask(Task):
             raise ConfigError(f"{source}: data.test_fraction must be in (0, 1), got {d.test_fraction}")
         if d.max_modes < 1:
             raise ConfigError(f"{source}: data.max_modes must be at least 1, got {d.max_modes}")
+        if not 0 <= d.point_mass < 1:
+            raise ConfigError(f"{source}: data.point_mass must be in [0, 1) (a share of the rows; 0: off), "
+                              f"got {d.point_mass}")
         if cfg.train.lr_schedule != "constant" or cfg.train.clipnorm is not None:
             raise ConfigError(f"{source}: train.lr_schedule and train.clipnorm apply to text models; "
                               f"{cfg.model['name']!r} trains with a constant learning rate and no clipping")
