@@ -136,7 +136,7 @@ def main() -> None:
     print(scoring.format_rows([*references, *results]))
     for name in args.models:
         mine, peer = (r for r in results if r["synthesizer"].endswith(f" {name}"))
-        print(f"{name}: SDV takes {peer['seconds'] / mine['seconds']:.2f}x our training time; quality "
+        print(f"{name}: SDV takes {peer['time_ratio_sdv_to_ours']:.2f}x our training time; quality "
               f"{mine['overall']:.4f} (ours) vs {peer['overall']:.4f} (SDV)")
     Path(args.out).write_text(json.dumps({
         "data": info.name, "epochs": args.epochs, "seed": args.seed, "train_rows": train.num_rows,

@@ -147,18 +147,15 @@ class ContinuousColumn:
         self.fill = float(present.mean())
         self.decimals = precision(present, self.arrow_type)
         self.minimum, self.maximum = float(present.min()), float(present.max())
-        distinct = np.unique(present)
+        distinct, counts = np.unique(present, return_counts=True)
         # A column of few distinct values (survey codes, counts) gets its generated values snapped to them.
         self.snap = distinct.tolist() if len(distinct) <= self.snap_distinct else None
-        masses = np.zeros(0)
-        if self.point_mass > 0:
-            values_seen, counts = np.unique(present, return_counts=True)
-            masses = values_seen[counts >= self.point_mass * len(present)]
+        is_mass = counts >= self.point_mass * len(present) if self.point_mass > 0 else np.zeros(len(distinct), bool)
+        if is_mass.any() and (~is_mass).sum() == 1:  # a single value left over is a point mass too
+            is_mass[:] = True
+        if is_mass.any():
+            masses, share = distinct[is_mass], counts[is_mass] / len(present)
             rest = present[~np.isin(present, masses)]
-            if len(np.unique(rest)) == 1:  # a single value left over is a point mass too
-                masses, rest = np.union1d(masses, rest[:1]), rest[:0]
-        if len(masses):
-            share = np.array([np.mean(present == m) for m in masses])
             self.means, self.stds, self.weights = masses.astype(np.float64), np.zeros(len(masses)), share
             if len(rest):
                 means, stds, weights = self._mixture(rest)
