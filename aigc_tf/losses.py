@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -96,6 +97,21 @@ def bernoulli_nll(targets, logits):
     """
     per_pixel = ops.softplus(logits) - ops.cast(targets, logits.dtype) * logits
     return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=1)
+
+
+def gaussian_nll(targets, mean, log_scale):
+    """Negative log-density of ``targets`` under ``N(mean, exp(log_scale)^2)``, per example.
+
+    Summed over all non-batch axes, with ``s = exp(log_scale)`` (a scalar or
+    broadcastable to ``targets``):
+    ``sum(0.5 * ((t - m) / s)^2 + log s + 0.5 * log(2 pi))``. A density of
+    continuous values, in nats: it may be negative, and compares only
+    models of the same data scale.
+    """
+    log_scale = ops.cast(log_scale, mean.dtype)
+    z = (ops.cast(targets, mean.dtype) - mean) * ops.exp(-log_scale)
+    per_value = 0.5 * ops.square(z) + log_scale + 0.5 * float(np.log(2 * np.pi))
+    return ops.sum(ops.reshape(per_value, (ops.shape(per_value)[0], -1)), axis=1)
 
 
 def masked_token_loss(targets, logits):

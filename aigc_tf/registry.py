@@ -29,6 +29,8 @@ FAMILIES: dict[str, str] = {
     "text_vae": "aigc_tf.tasks.text:TextVAETask",
     "table_vae": "aigc_tf.tabular.task:TableVAETask",
     "table_gan": "aigc_tf.tabular.task:TableGANTask",
+    "audio_gan": "aigc_tf.audio.task:AudioGANTask",
+    "audio_vae": "aigc_tf.audio.task:AudioVAETask",
 }
 
 
@@ -61,10 +63,18 @@ MODELS: dict[str, ModelSpec] = {
     "text_vae": ModelSpec("text_vae", "aigc_tf.models.text_vae:TextVAE"),
     "tvae": ModelSpec("table_vae", "aigc_tf.tabular.models:TVAE"),
     "ctgan": ModelSpec("table_gan", "aigc_tf.tabular.models:CTGAN"),
+    "wavegan": ModelSpec("audio_gan", "aigc_tf.audio.models:WaveGAN"),
+    "cwavegan": ModelSpec("audio_gan", "aigc_tf.audio.models:WaveGAN", {"conditional": True}),
+    "specgan": ModelSpec("audio_gan", "aigc_tf.audio.models:SpecGAN"),
+    "cspecgan": ModelSpec("audio_gan", "aigc_tf.audio.models:SpecGAN", {"conditional": True}),
+    "wave_vae": ModelSpec("audio_vae", "aigc_tf.audio.models:WaveVAE", {"architecture": "mlp"}),
+    "conv_wave_vae": ModelSpec("audio_vae", "aigc_tf.audio.models:WaveVAE", {"architecture": "conv"}),
+    "cwave_vae": ModelSpec("audio_vae", "aigc_tf.audio.models:WaveVAE", {"architecture": "conv", "conditional": True}),
 }
 
 # Constructor arguments filled from the dataset or the top-level seed, never from `model:`.
-FROM_DATA = ("image_shape", "num_classes", "vocabulary", "tokenizer", "table_transform", "seed")
+FROM_DATA = ("image_shape", "num_classes", "vocabulary", "tokenizer", "table_transform", "clip_length", "sample_rate",
+             "seed")
 _ANNOTATION_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple, "list": list,
                      "dict": dict, "None": None, "Any": Any}
 

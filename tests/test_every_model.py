@@ -30,7 +30,7 @@ def _model_name(case):
     return case.split("@")[0]
 # The loss each family's training lowers on a fixed batch: a GAN's discriminator loss with the
 # generator frozen; the text VAE's reconstruction (its KL weight anneals upward step by step).
-LOSS_KEY = {"gan": "d_loss", "table_gan": "d_loss", "text_vae": "reconstruction"}
+LOSS_KEY = {"gan": "d_loss", "table_gan": "d_loss", "audio_gan": "d_loss", "text_vae": "reconstruction"}
 
 
 def test_every_registered_model_has_tiny_settings():
@@ -65,6 +65,9 @@ def _with_noise(model, batch):
         return {**batch, "noise": rng.standard_normal((n, model.latent_dim)).astype("float32")}
     if isinstance(batch, dict) and "rows" in batch:  # table models: GAN z, VAE eps
         n = int(batch["rows"].shape[0])
+        return {**batch, "noise": rng.standard_normal((n, model.latent_dim)).astype("float32")}
+    if isinstance(batch, dict) and "audio" in batch:  # audio models: GAN z, VAE eps
+        n = int(batch["audio"].shape[0])
         return {**batch, "noise": rng.standard_normal((n, model.latent_dim)).astype("float32")}
     if hasattr(model, "encode_text"):  # the text VAE: explicit posterior noise too
         tokens = batch[0]
@@ -111,6 +114,8 @@ def test_config_round_trip_and_outputs(name, built):
                 np.testing.assert_array_equal(block.sum(axis=1), 1.0)
             else:
                 assert (np.abs(block) <= 1).all()
+    elif hasattr(model, "sample_rate"):  # audio: waveforms in [-1, 1]
+        assert out.shape == (4, model.clip_length) and np.isfinite(out).all() and np.abs(out).max() <= 1
     else:
         assert out.shape == (4, *model.image_shape) and np.isfinite(out).all()
 

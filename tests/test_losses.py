@@ -110,3 +110,14 @@ def test_masked_token_loss_golden_values():
 def test_kl_anneal_weight_is_linear_then_one():
     assert [float(losses.kl_anneal_weight(s, 4)) for s in (0, 1, 2, 4, 9)] == [0.0, 0.25, 0.5, 1.0, 1.0]
     assert float(losses.kl_anneal_weight(0, 0)) == 1.0
+
+
+def test_gaussian_nll_matches_the_density_by_hand():
+    from aigc_tf.losses import gaussian_nll
+
+    t = np.array([[0.5, -0.25]], np.float32)
+    m = np.array([[0.0, 0.25]], np.float32)
+    s = 0.5
+    # Each value: 0.5 * ((t - m) / s)^2 + log s + 0.5 log(2 pi); (t - m) / s = 1 and -1.
+    expected = 2 * (0.5 + np.log(s) + 0.5 * np.log(2 * np.pi))
+    np.testing.assert_allclose(np.asarray(gaussian_nll(t, m, np.log(s))), [expected], rtol=1e-6)

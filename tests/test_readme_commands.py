@@ -23,6 +23,9 @@ SMALL = {
                      "train.lr_schedule=constant", "train.warmup_steps=0", "train.num_samples=1"],
     "tvae_fair": ["train.epochs=1", "data.max_examples=300", "model.hidden=[16]", "model.latent_dim=4",
                   "train.quality_every=0", "train.num_samples=5"],
+    "cwavegan_spoken_digits": ["train.epochs=1", "data.voices=40", "data.sample_rate=4000", "data.clip_length=1024",
+                               "model.model_dim=4", "model.num_layers=3", "model.d_steps=2", "train.quality_every=0",
+                               "train.num_samples=4"],
     "text_vae_embedded": ["train.epochs=1", "train.steps_per_epoch=3", "model.embed_dim=16", "model.units=32",
                           "train.num_samples=1"],
 }

@@ -208,8 +208,12 @@ def rotations(images, turns, ops=None):
     return x, labels
 
 
-def get_classifier(spec: ClassifierSpec, verbose: int = 2) -> FeatureClassifier:
-    """Load the cached classifier for ``spec``, training and caching it on first use."""
+def get_classifier(spec, verbose: int = 2, train=None) -> FeatureClassifier:
+    """Load the cached classifier for ``spec``, training and caching it on first use.
+
+    ``spec``: a :class:`ClassifierSpec` (images), or another modality's spec
+    with ``dataset`` and ``key()``, whose ``train(spec, verbose) -> (model,
+    info)`` trains a Keras classifier with a ``features`` layer."""
     import keras
 
     folder = cache_root() / spec.key()
@@ -221,13 +225,13 @@ def get_classifier(spec: ClassifierSpec, verbose: int = 2) -> FeatureClassifier:
         except Exception:  # a damaged cache entry is rebuilt, not trusted
             shutil.rmtree(folder, ignore_errors=True)
     print(f"Training the feature classifier for '{spec.dataset}' (first use; cached in {folder})", flush=True)
-    model, info = _train(spec, verbose)
+    model, info = (train or _train)(spec, verbose)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     model.save(tmp / "classifier.keras")
     (tmp / "info.json").write_text(json.dumps(info, indent=2))
     if folder.exists():  # another process finished first: use theirs
         shutil.rmtree(tmp, ignore_errors=True)
-        return get_classifier(spec, verbose)
+        return get_classifier(spec, verbose, train)
     os.replace(tmp, folder)
     return FeatureClassifier(model, spec, info)

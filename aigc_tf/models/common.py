@@ -8,15 +8,15 @@ import keras
 import tensorflow as tf
 
 
-def unpack_batch(data):
+def unpack_batch(data, key: str = "images"):
     """Return ``(images, labels, noise)`` from a batch.
 
-    A batch is a dict with ``images`` and optional ``labels`` and ``noise``
+    A batch is a dict with ``images`` (or ``key``: ``"audio"``, ...) and optional ``labels`` and ``noise``
     (explicit latent noise for this step: GAN ``z`` or VAE reparameterisation
     ``eps``), or a tuple ``(images[, labels])``, or a bare image tensor.
     """
     if isinstance(data, dict):
-        return data["images"], data.get("labels"), data.get("noise")
+        return data[key], data.get("labels"), data.get("noise")
     if isinstance(data, (tuple, list)):
         images = data[0]
         labels = data[1] if len(data) > 1 else None

@@ -11,8 +11,185 @@ from aigc_tf.layers import networks
 from aigc_tf.models import common
 
 
+class AdversarialTrainingMixin:
+    """The GAN training loop, shared by every GAN here (images, audio).
+
+    The model sets ``generator`` and ``discriminator`` (Keras models taking
+    ``z`` / data, or ``[z, labels]`` / ``[data, labels]`` when
+    ``conditional``), ``ema_generator`` (or None), ``augment_policy``
+    (DiffAugment policies, ``()`` for none), ``_d_batch_norm``,
+    ``loss_name``, ``gp_weight``, ``d_steps``, ``seed_generator``, the
+    loss functions ``_d_loss_fn`` / ``_g_loss_fn`` and the four trackers.
+    ``batch_key`` names the data in a batch dict; ``_prepare_real`` maps it
+    to what the discriminator sees (a SpecGAN's spectrogram).
+    """
+
+    batch_key = "images"
+
+    def _unpack(self, data):
+        real, labels, noise = common.unpack_batch(data, self.batch_key)
+        return self._prepare_real(real), labels, noise
+
+    def _prepare_real(self, real):
+        return real
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
+
+    # ------------------------------------------------------------- generation
+    def _g_inputs(self, z, labels):
+        if self.conditional:
+            if labels is None:
+                raise ValueError("this GAN is conditional: pass labels")
+            return [tf.cast(z, self.compute_dtype), tf.cast(labels, tf.int32)]
+        return z
+
+    def _d_inputs(self, images, labels):
+        if self.conditional:
+            return [tf.cast(images, self.compute_dtype), tf.cast(labels, tf.int32)]
+        return images
+
+    def call(self, inputs, training=False):
+        """``inputs`` is ``z``, or ``[z, labels]`` / ``{"z", "labels"}`` when conditional."""
+        if isinstance(inputs, dict):
+            z, labels = inputs["z"], inputs.get("labels")
+        elif isinstance(inputs, (list, tuple)):
+            z, labels = inputs[0], (inputs[1] if len(inputs) > 1 else None)
+        else:
+            z, labels = inputs, None
+        return self.sampling_generator(self._g_inputs(z, labels), training=training)
+
+    @property
+    def sampling_generator(self):
+        """The network samples come from: the moving average when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def _images_from_latent(self, z, labels):
+        return self(z if not self.conditional else [z, labels], training=False)  # in [-1, 1]
+
+    # --------------------------------------------------------------- training
+    def _disc(self, images, labels, training):
+        """Discriminator logits; in training, after this call's own DiffAugment draw."""
+        if training and self.augment_policy:
+            images = diffaug.diff_augment(images, self.augment_policy, common.replica_seed(self.seed_generator))
+        return self.discriminator(self._d_inputs(images, labels), training=training)
+
+    def _real_fake_logits(self, images, fake, labels, training):
+        """Logits of the real and the generated batch.
+
+        Both batches are augmented in one call (each image draws its own
+        transform). Without batch norm the discriminator treats examples
+        independently, so both also go through one discriminator call of
+        twice the batch; batch norm needs separate real and fake batches
+        (its statistics would mix).
+        """
+        both = tf.concat([images, tf.cast(fake, images.dtype)], 0)
+        both_labels = None if labels is None else tf.concat([labels, labels], 0)
+        if training and self.augment_policy:
+            both = diffaug.diff_augment(both, self.augment_policy, common.replica_seed(self.seed_generator))
+        if self._d_batch_norm:
+            real, fake = tf.split(both, 2, axis=0)
+            return (self.discriminator(self._d_inputs(real, labels), training=training),
+                    self.discriminator(self._d_inputs(fake, labels), training=training))
+        return tf.split(self.discriminator(self._d_inputs(both, both_labels), training=training), 2, axis=0)
+
+    def _d_loss(self, images, labels, fake, training):
+        real_logits, fake_logits = self._real_fake_logits(images, fake, labels, training)
+        d_loss = self._d_loss_fn(real_logits, fake_logits)
+        if self.loss_name == "wgan_gp":
+            eps = common.uniform(tf.concat([tf.shape(images)[:1], tf.ones([tf.rank(images) - 1], tf.int32)], 0),
+                                 self.seed_generator)
+            penalty = losses.gradient_penalty(lambda x: self._disc(x, labels, training), images, fake, eps)
+            d_loss = d_loss + self.gp_weight * penalty
+        return d_loss, real_logits, fake_logits
+
+    def _d_update(self, images, labels, fake):
+        """One discriminator step against ``fake`` (a constant here)."""
+        fake = tf.stop_gradient(fake)
+        with tf.GradientTape() as tape:
+            d_loss, real_logits, fake_logits = self._d_loss(images, labels, fake, True)
+            scaled = common.replica_scale(d_loss)
+        grads = tape.gradient(scaled, self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables, strict=True))
+        return d_loss, real_logits, fake_logits
+
+    def train_step(self, data):
+        """``d_steps`` discriminator updates, then one generator update.
+
+        The generator runs forward once for the last discriminator update
+        and its output is reused by the generator update (as the standard
+        PyTorch loop does): the generator's weights do not change in
+        between, so a second forward pass would compute the same images.
+        The generator's gradient flows through the updated discriminator.
+        """
+        images, labels, noise = self._unpack(data)
+        batch = tf.shape(images)[0]
+        for _ in range(self.d_steps - 1):
+            z = noise if noise is not None else self.sample_latent(batch)
+            self._d_update(images, labels, self.generator(self._g_inputs(z, labels), training=True))
+        z = noise if noise is not None else self.sample_latent(batch)
+        with tf.GradientTape() as tape:
+            fake = self.generator(self._g_inputs(z, labels), training=True)
+            with tape.stop_recording():
+                d_loss, real_logits, fake_logits = self._d_update(images, labels, fake)
+            g_loss = self._g_loss_fn(self._disc(fake, labels, True))
+            scaled = common.replica_scale(g_loss)
+        grads = tape.gradient(scaled, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables, strict=True))
+        if self.ema_generator is not None:
+            self._update_ema(batch)
+        return self._update_metrics(d_loss, g_loss, real_logits, fake_logits)
+
+    def ema_beta(self, images_seen, global_batch):
+        """Decay of the moving average for a step of ``global_batch`` images after ``images_seen``."""
+        horizon = tf.constant(self.ema_kimg * 1000.0, tf.float32)
+        if self.ema_rampup > 0:
+            horizon = tf.minimum(horizon, tf.cast(images_seen, tf.float32) * self.ema_rampup)
+        return tf.pow(0.5, tf.cast(global_batch, tf.float32) / tf.maximum(horizon, 1e-8))
+
+    def _update_ema(self, batch):
+        """``ema = beta * ema + (1 - beta) * live`` for every generator variable.
+
+        The batch-norm moving statistics are averaged with the same decay as
+        the weights (a forward pass of the average to measure its own would
+        cost a quarter of the step). Variables are updated in cross-replica
+        context, as optimizers do, so under ``MirroredStrategy`` every copy
+        gets the same value.
+        """
+        # The images of this step over all replicas (a last batch may split
+        # unevenly), so every replica computes the same decay.
+        global_batch = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.cast(batch, tf.float32)
+        )
+        beta = self.ema_beta(self.ema_images, global_batch)
+        pairs = list(zip(self.ema_generator.weights, self.generator.weights, strict=True))
+
+        def update(strategy, beta, global_batch):
+            for e, g in pairs:
+                strategy.extended.update(e.value, _average_into, args=(g.value, beta), group=False)
+            strategy.extended.update(self.ema_images.value, lambda a, n: a.assign_add(tf.cast(n, a.dtype)),
+                                     args=(global_batch,), group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy(), beta, global_batch)
+
+    def test_step(self, data):
+        images, labels, noise = self._unpack(data)
+        z = noise if noise is not None else self.sample_latent(tf.shape(images)[0])
+        fake = self.generator(self._g_inputs(z, labels), training=False)
+        real_logits, fake_logits = self._real_fake_logits(images, fake, labels, False)
+        d_loss = self._d_loss_fn(real_logits, fake_logits)
+        g_loss = self._g_loss_fn(fake_logits)
+        return self._update_metrics(d_loss, g_loss, real_logits, fake_logits)
+
+    def _update_metrics(self, d_loss, g_loss, real_logits, fake_logits):
+        values = (d_loss, g_loss, tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits))
+        return common.update_batch_means(self.metrics, values, tf.shape(real_logits)[0])
+
+
 @keras.saving.register_keras_serializable(package="aigc_tf")
-class GAN(common.LatentSamplingMixin, common.TwoOptimizerMixin, common.SeedStateMixin, keras.Model):
+class GAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.TwoOptimizerMixin, common.SeedStateMixin,
+          keras.Model):
     """Unconditional or class-conditional GAN (MLP or DCGAN networks).
 
     Each ``train_step`` does ``d_steps`` discriminator updates and one
@@ -154,159 +331,6 @@ class GAN(common.LatentSamplingMixin, common.TwoOptimizerMixin, common.SeedState
             seed=self.seed,
         )
         return config
-
-    @property
-    def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
-
-    # ------------------------------------------------------------- generation
-    def _g_inputs(self, z, labels):
-        if self.conditional:
-            if labels is None:
-                raise ValueError("this GAN is conditional: pass labels")
-            return [tf.cast(z, self.compute_dtype), tf.cast(labels, tf.int32)]
-        return z
-
-    def _d_inputs(self, images, labels):
-        if self.conditional:
-            return [tf.cast(images, self.compute_dtype), tf.cast(labels, tf.int32)]
-        return images
-
-    def call(self, inputs, training=False):
-        """``inputs`` is ``z``, or ``[z, labels]`` / ``{"z", "labels"}`` when conditional."""
-        if isinstance(inputs, dict):
-            z, labels = inputs["z"], inputs.get("labels")
-        elif isinstance(inputs, (list, tuple)):
-            z, labels = inputs[0], (inputs[1] if len(inputs) > 1 else None)
-        else:
-            z, labels = inputs, None
-        return self.sampling_generator(self._g_inputs(z, labels), training=training)
-
-    @property
-    def sampling_generator(self):
-        """The network samples come from: the moving average when there is one."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
-
-    def _images_from_latent(self, z, labels):
-        return self(z if not self.conditional else [z, labels], training=False)  # in [-1, 1]
-
-    # --------------------------------------------------------------- training
-    def _disc(self, images, labels, training):
-        """Discriminator logits; in training, after this call's own DiffAugment draw."""
-        if training and self.augment_policy:
-            images = diffaug.diff_augment(images, self.augment_policy, common.replica_seed(self.seed_generator))
-        return self.discriminator(self._d_inputs(images, labels), training=training)
-
-    def _real_fake_logits(self, images, fake, labels, training):
-        """Logits of the real and the generated batch.
-
-        Both batches are augmented in one call (each image draws its own
-        transform). Without batch norm the discriminator treats examples
-        independently, so both also go through one discriminator call of
-        twice the batch; batch norm needs separate real and fake batches
-        (its statistics would mix).
-        """
-        both = tf.concat([images, tf.cast(fake, images.dtype)], 0)
-        both_labels = None if labels is None else tf.concat([labels, labels], 0)
-        if training and self.augment_policy:
-            both = diffaug.diff_augment(both, self.augment_policy, common.replica_seed(self.seed_generator))
-        if self._d_batch_norm:
-            real, fake = tf.split(both, 2, axis=0)
-            return (self.discriminator(self._d_inputs(real, labels), training=training),
-                    self.discriminator(self._d_inputs(fake, labels), training=training))
-        return tf.split(self.discriminator(self._d_inputs(both, both_labels), training=training), 2, axis=0)
-
-    def _d_loss(self, images, labels, fake, training):
-        real_logits, fake_logits = self._real_fake_logits(images, fake, labels, training)
-        d_loss = self._d_loss_fn(real_logits, fake_logits)
-        if self.loss_name == "wgan_gp":
-            eps = common.uniform((tf.shape(images)[0], 1, 1, 1), self.seed_generator)
-            penalty = losses.gradient_penalty(lambda x: self._disc(x, labels, training), images, fake, eps)
-            d_loss = d_loss + self.gp_weight * penalty
-        return d_loss, real_logits, fake_logits
-
-    def _d_update(self, images, labels, fake):
-        """One discriminator step against ``fake`` (a constant here)."""
-        fake = tf.stop_gradient(fake)
-        with tf.GradientTape() as tape:
-            d_loss, real_logits, fake_logits = self._d_loss(images, labels, fake, True)
-            scaled = common.replica_scale(d_loss)
-        grads = tape.gradient(scaled, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables, strict=True))
-        return d_loss, real_logits, fake_logits
-
-    def train_step(self, data):
-        """``d_steps`` discriminator updates, then one generator update.
-
-        The generator runs forward once for the last discriminator update
-        and its output is reused by the generator update (as the standard
-        PyTorch loop does): the generator's weights do not change in
-        between, so a second forward pass would compute the same images.
-        The generator's gradient flows through the updated discriminator.
-        """
-        images, labels, noise = common.unpack_batch(data)
-        batch = tf.shape(images)[0]
-        for _ in range(self.d_steps - 1):
-            z = noise if noise is not None else self.sample_latent(batch)
-            self._d_update(images, labels, self.generator(self._g_inputs(z, labels), training=True))
-        z = noise if noise is not None else self.sample_latent(batch)
-        with tf.GradientTape() as tape:
-            fake = self.generator(self._g_inputs(z, labels), training=True)
-            with tape.stop_recording():
-                d_loss, real_logits, fake_logits = self._d_update(images, labels, fake)
-            g_loss = self._g_loss_fn(self._disc(fake, labels, True))
-            scaled = common.replica_scale(g_loss)
-        grads = tape.gradient(scaled, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables, strict=True))
-        if self.ema_generator is not None:
-            self._update_ema(batch)
-        return self._update_metrics(d_loss, g_loss, real_logits, fake_logits)
-
-    def ema_beta(self, images_seen, global_batch):
-        """Decay of the moving average for a step of ``global_batch`` images after ``images_seen``."""
-        horizon = tf.constant(self.ema_kimg * 1000.0, tf.float32)
-        if self.ema_rampup > 0:
-            horizon = tf.minimum(horizon, tf.cast(images_seen, tf.float32) * self.ema_rampup)
-        return tf.pow(0.5, tf.cast(global_batch, tf.float32) / tf.maximum(horizon, 1e-8))
-
-    def _update_ema(self, batch):
-        """``ema = beta * ema + (1 - beta) * live`` for every generator variable.
-
-        The batch-norm moving statistics are averaged with the same decay as
-        the weights (a forward pass of the average to measure its own would
-        cost a quarter of the step). Variables are updated in cross-replica
-        context, as optimizers do, so under ``MirroredStrategy`` every copy
-        gets the same value.
-        """
-        # The images of this step over all replicas (a last batch may split
-        # unevenly), so every replica computes the same decay.
-        global_batch = tf.distribute.get_replica_context().all_reduce(
-            tf.distribute.ReduceOp.SUM, tf.cast(batch, tf.float32)
-        )
-        beta = self.ema_beta(self.ema_images, global_batch)
-        pairs = list(zip(self.ema_generator.weights, self.generator.weights, strict=True))
-
-        def update(strategy, beta, global_batch):
-            for e, g in pairs:
-                strategy.extended.update(e.value, _average_into, args=(g.value, beta), group=False)
-            strategy.extended.update(self.ema_images.value, lambda a, n: a.assign_add(tf.cast(n, a.dtype)),
-                                     args=(global_batch,), group=False)
-
-        tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy(), beta, global_batch)
-
-    def test_step(self, data):
-        images, labels, noise = common.unpack_batch(data)
-        z = noise if noise is not None else self.sample_latent(tf.shape(images)[0])
-        fake = self.generator(self._g_inputs(z, labels), training=False)
-        real_logits, fake_logits = self._real_fake_logits(images, fake, labels, False)
-        d_loss = self._d_loss_fn(real_logits, fake_logits)
-        g_loss = self._g_loss_fn(fake_logits)
-        return self._update_metrics(d_loss, g_loss, real_logits, fake_logits)
-
-    def _update_metrics(self, d_loss, g_loss, real_logits, fake_logits):
-        values = (d_loss, g_loss, tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits))
-        return common.update_batch_means(self.metrics, values, tf.shape(real_logits)[0])
-
 
 def _average_into(average, value, beta):
     """``average <- beta * average + (1 - beta) * value`` in the variable's own dtype."""

@@ -10,8 +10,61 @@ from aigc_tf.layers import networks
 from aigc_tf.models import common
 
 
+class ELBOTrainingMixin:
+    """The VAE training loop, shared by every VAE here (images, audio): one
+    optimizer on the negative ELBO ``recon + beta * KL`` per example, with
+    reconstruction and KL logged apart. The model provides
+    ``elbo_terms(data, labels, eps, training) -> (recon NLL, KL)`` per
+    example, ``beta``, ``seed_generator`` and the three trackers; ``batch_key``
+    names the data in a batch dict and ``_training_input`` may transform it
+    (binarisation)."""
+
+    batch_key = "images"
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.recon_tracker, self.kl_tracker]
+
+    def reparameterize(self, mean, log_var, eps=None):
+        if eps is None:
+            eps = common.normal(tf.shape(mean), self.seed_generator)
+        return mean + tf.exp(0.5 * log_var) * tf.cast(eps, mean.dtype)
+
+    def _training_input(self, data):
+        return data
+
+    def _with_labels(self, x, labels):
+        if self.conditional:
+            if labels is None:
+                raise ValueError("this VAE is conditional: pass labels")
+            return [tf.cast(x, self.compute_dtype), tf.cast(labels, tf.int32)]
+        return x
+
+    def train_step(self, data):
+        images, labels, noise = common.unpack_batch(data, self.batch_key)
+        images = self._training_input(images)
+        with tf.GradientTape() as tape:
+            recon, kl = self.elbo_terms(images, labels, noise, training=True)
+            loss = tf.reduce_mean(recon + self.beta * kl)
+            scaled = common.replica_scale(loss)
+        grads = tape.gradient(scaled, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return self._update_metrics(loss, recon, kl)
+
+    def test_step(self, data):
+        images, labels, noise = common.unpack_batch(data, self.batch_key)
+        images = self._training_input(images)
+        recon, kl = self.elbo_terms(images, labels, noise, training=False)
+        return self._update_metrics(tf.reduce_mean(recon + self.beta * kl), recon, kl)
+
+    def _update_metrics(self, loss, recon, kl):
+        values = (loss, tf.reduce_mean(recon), tf.reduce_mean(kl))
+        return common.update_batch_means(self.metrics, values, tf.shape(recon)[0])
+
+
 @keras.saving.register_keras_serializable(package="aigc_tf")
-class VAE(common.LatentSamplingMixin, common.SingleOptimizerMixin, common.SeedStateMixin, keras.Model):
+class VAE(ELBOTrainingMixin, common.LatentSamplingMixin, common.SingleOptimizerMixin, common.SeedStateMixin,
+          keras.Model):
     """MLP or convolutional VAE, optionally class-conditional (CVAE).
 
     Trains on the negative ELBO per example,
@@ -89,18 +142,7 @@ class VAE(common.LatentSamplingMixin, common.SingleOptimizerMixin, common.SeedSt
         )
         return config
 
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.recon_tracker, self.kl_tracker]
-
     # ------------------------------------------------------------ inference
-    def _with_labels(self, x, labels):
-        if self.conditional:
-            if labels is None:
-                raise ValueError("this VAE is conditional: pass labels")
-            return [tf.cast(x, self.compute_dtype), tf.cast(labels, tf.int32)]
-        return x
-
     def encode(self, images, labels=None):
         """Posterior parameters ``(mean, log_var)``, each ``(batch, latent_dim)``."""
         return self.encoder(self._with_labels(images, labels), training=False)
@@ -111,11 +153,6 @@ class VAE(common.LatentSamplingMixin, common.SingleOptimizerMixin, common.SeedSt
     def decode(self, z, labels=None):
         """Bernoulli means (pixel intensities in [0, 1]) for latents ``z``."""
         return tf.sigmoid(self.decode_logits(z, labels))
-
-    def reparameterize(self, mean, log_var, eps=None):
-        if eps is None:
-            eps = common.normal(tf.shape(mean), self.seed_generator)
-        return mean + tf.exp(0.5 * log_var) * tf.cast(eps, mean.dtype)
 
     def _images_from_latent(self, z, labels):
         return self.decode(z, labels)  # Bernoulli means in [0, 1]
@@ -140,29 +177,8 @@ class VAE(common.LatentSamplingMixin, common.SingleOptimizerMixin, common.SeedSt
         logits = self.decode_logits(z, labels, training)
         return losses.bernoulli_nll(images, logits), losses.gaussian_kl(mean, log_var)
 
-    def _maybe_binarize(self, images):
+    def _training_input(self, images):
         if not self.binarize:
             return images
         u = common.uniform(tf.shape(images), self.seed_generator)
         return tf.cast(u < images, images.dtype)
-
-    def train_step(self, data):
-        images, labels, noise = common.unpack_batch(data)
-        images = self._maybe_binarize(images)
-        with tf.GradientTape() as tape:
-            recon, kl = self.elbo_terms(images, labels, noise, training=True)
-            loss = tf.reduce_mean(recon + self.beta * kl)
-            scaled = common.replica_scale(loss)
-        grads = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self._update_metrics(loss, recon, kl)
-
-    def test_step(self, data):
-        images, labels, noise = common.unpack_batch(data)
-        images = self._maybe_binarize(images)
-        recon, kl = self.elbo_terms(images, labels, noise, training=False)
-        return self._update_metrics(tf.reduce_mean(recon + self.beta * kl), recon, kl)
-
-    def _update_metrics(self, loss, recon, kl):
-        values = (loss, tf.reduce_mean(recon), tf.reduce_mean(kl))
-        return common.update_batch_means(self.metrics, values, tf.shape(recon)[0])

@@ -149,7 +149,7 @@ class TableTask(Task):
         if not cfg.train.quality_every:
             return None
         from aigc_tf.tabular.quality import quality_report
-        from aigc_tf.tasks.image import quality_every_k_epochs
+        from aigc_tf.tasks.base import quality_every_k_epochs
 
         _, holdout, info = self.tables(cfg)
 

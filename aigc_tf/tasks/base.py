@@ -137,6 +137,19 @@ def compile_adam(model, train_cfg):
     return model
 
 
+def quality_every_k_epochs(cfg, key: str, measure):
+    """A Keras callback putting ``measure(model)`` into ``logs[key]`` every
+    ``train.quality_every`` epochs and at the last one."""
+    import keras
+
+    class Quality(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None and ((epoch + 1) % cfg.train.quality_every == 0 or epoch + 1 == cfg.train.epochs):
+                logs[key] = measure(self.model)
+
+    return Quality()
+
+
 def _families():
     from aigc_tf import registry
 

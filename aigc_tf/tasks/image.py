@@ -23,7 +23,7 @@ import numpy as np
 from aigc_tf.config import DataConfig
 from aigc_tf.data import IMAGE_DATASETS
 from aigc_tf.errors import ConfigError, UserError
-from aigc_tf.tasks.base import Task, compile_adam
+from aigc_tf.tasks.base import Task, compile_adam, quality_every_k_epochs
 
 
 @dataclasses.dataclass
@@ -242,19 +242,6 @@ class VAETask(ImageTask):
 
 
 # ------------------------------------------------------------ shared helpers
-def quality_every_k_epochs(cfg, key: str, measure):
-    """A Keras callback putting ``measure(model)`` into ``logs[key]`` every
-    ``train.quality_every`` epochs and at the last one."""
-    import keras
-
-    class Quality(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if logs is not None and ((epoch + 1) % cfg.train.quality_every == 0 or epoch + 1 == cfg.train.epochs):
-                logs[key] = measure(self.model)
-
-    return Quality()
-
-
 # What the FID's features come from (metrics.classifier), by training objective.
 FEATURE_NETWORKS = {
     "labels": "project CNN trained to classify the dataset's labels (not Inception)",

@@ -95,10 +95,10 @@ def test_vae_dynamic_binarisation():
     model, data = _model_and_data("conv_vae")
     binary = type(model).from_config({**model.get_config(), "binarize": True})
     images = next(iter(data.train))["images"]
-    a, b = binary._maybe_binarize(images).numpy(), binary._maybe_binarize(images).numpy()
+    a, b = binary._training_input(images).numpy(), binary._training_input(images).numpy()
     assert set(np.unique(a)) <= {0.0, 1.0} and not np.array_equal(a, b)  # redrawn every step
     assert a.mean() == pytest.approx(float(tf.reduce_mean(images)), abs=0.02)  # unbiased
-    np.testing.assert_array_equal(model._maybe_binarize(images).numpy(), images.numpy())  # off by default
+    np.testing.assert_array_equal(model._training_input(images).numpy(), images.numpy())  # off by default
     binary.compile()
     history = binary.fit(data.train, epochs=1, steps_per_epoch=2, verbose=0)
     assert np.isfinite(history.history["loss"][-1])
