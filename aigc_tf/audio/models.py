@@ -265,10 +265,7 @@ class WaveVAE(ELBOTrainingMixin, common.LatentSamplingMixin, common.SingleOptimi
         self.decoder = networks.vae_decoder(*args)
         self.log_scale = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.init_log_scale),
                                          name="log_scale")
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.recon_tracker = keras.metrics.Mean(name="reconstruction")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self._init_elbo_state(seed)
         self.built = True
 
     def get_config(self):

@@ -21,6 +21,13 @@ class ELBOTrainingMixin:
 
     batch_key = "images"
 
+    def _init_elbo_state(self, seed):
+        """The model's noise generator and the loss / reconstruction / KL trackers."""
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.recon_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
     @property
     def metrics(self):
         return [self.loss_tracker, self.recon_tracker, self.kl_tracker]
@@ -122,10 +129,7 @@ class VAE(ELBOTrainingMixin, common.LatentSamplingMixin, common.SingleOptimizerM
         classes = num_classes if conditional else 0
         self.encoder = networks.build_encoder(architecture, self.image_shape, latent_dim, classes)
         self.decoder = networks.build_decoder(architecture, self.image_shape, latent_dim, classes)
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.recon_tracker = keras.metrics.Mean(name="reconstruction")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self._init_elbo_state(seed)
         self.built = True
 
     def get_config(self):
