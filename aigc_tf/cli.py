@@ -127,6 +127,32 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from aigc_tf.config import load_tune_config
+
+    cfg, tune = load_tune_config(args.config, [item for group in (args.set or []) for item in group])
+    search_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{Path(args.config).stem}_tune"
+    from aigc_tf.tuning_dir import check_search_dir
+
+    check_search_dir(search_dir, cfg, tune)  # before TensorFlow starts
+    start_tensorflow(args.verbose, cfg.train.cpu_devices if cfg.train.strategy == "mirrored" else 1)
+    from aigc_tf import tuning
+
+    summary = tuning.search(cfg, tune, search_dir, verbose=1)
+    if summary is None:
+        print(f"Worker finished: its trials are in {search_dir / 'trials'}; the chief writes the summary")
+        return 0
+    print(tuning.format_trials(summary))
+    if summary["best_trial"] is None:
+        raise UserError(f"no trial of {search_dir} finished (see trials.json); fix the config and rerun")
+    values = " ".join(f"{k}={v!r}" for k, v in summary["best_values"].items())
+    print(f"Best trial {summary['best_trial']}: {tune.objective} {summary['best_score']:.5g} with {values}")
+    print(f"Wrote {search_dir} (trials.json, trials.png, best/ run directory, best_config.yaml); "
+          f"retrain with the full budget: aigc-tf train {search_dir / 'best_config.yaml'} "
+          f"--run-dir {search_dir.parent / (search_dir.name + '_best')}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     import json
 
@@ -198,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for sampling and the reference split (default 0)")
     _verbose_option(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("tune", help="search a config's tune: space with keras-tuner (each trial a run directory)")
+    p.add_argument("config", help="YAML config with a tune: section, e.g. configs/tune/dcgan_digits.yaml")
+    p.add_argument("--set", action="append", nargs="+", metavar="KEY=VALUE",
+                   help="override config keys, e.g. --set tune.max_trials=4 train.epochs=2 (repeatable)")
+    p.add_argument("--run-dir", help="search directory (default: runs/<config name>_tune); rerun to resume")
+    _verbose_option(p)
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("export", help="export a trained run as a TF Serving SavedModel")
     p.add_argument("run_dir", help="run directory written by `aigc-tf train`")

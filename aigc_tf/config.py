@@ -31,6 +31,9 @@ import yaml
 from aigc_tf.errors import ConfigError
 
 STRATEGIES = ("default", "mirrored")
+ALGORITHMS = ("random", "hyperband", "bayesian")
+SAMPLINGS = ("linear", "log", "reverse_log")
+DIRECTIONS = ("min", "max")
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -271,10 +274,16 @@ def _check_values(cfg: Config, source: str) -> None:
 
 
 def from_dict(raw: Any, source: str = "config") -> Config:
-    """Validate a parsed YAML mapping into a :class:`Config`."""
+    """Validate a parsed YAML mapping into a :class:`Config`.
+
+    A ``tune:`` section (what ``aigc-tf tune`` searches) is validated too, with
+    :func:`tune_from_dict`, but is not part of the :class:`Config`: ``aigc-tf
+    train`` on the same file trains the config as written."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the config must be a YAML mapping with keys seed, model, data, train")
-    known = ("seed", "model", "data", "train")
+    if "tune" in raw:
+        return tune_from_dict(raw, source)[0]
+    known = ("seed", "model", "data", "train", "tune")
     if "columns" in raw and "model" not in raw:
         raise ConfigError(f"{source} is a rule schema (it has columns:), not a training config; write its records "
                           f"with: aigc-tf generate {source} --out FILE.csv")
@@ -314,20 +323,27 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_key(raw: dict, path: typing.Sequence[str], value: Any, where: str) -> dict:
+    """A copy of the raw config mapping ``raw`` with the dotted key ``path`` set to
+    ``value`` (validation happens later); ``where`` names the source in errors."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    node = raw
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where}: '{part}' is not a section")
+        node = child
+    node[path[-1]] = value
+    return raw
+
+
 def apply_overrides(raw: dict, overrides: typing.Sequence[str]) -> dict:
     """Apply ``--set`` items to a raw config mapping (validation happens later)."""
-    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     for item in overrides:
         path, value = parse_override(item)
-        node = raw
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: '{part}' is not a section")
-            node = child
-        node[path[-1]] = value
+        raw = set_key(raw, path, value, f"--set {item!r}")
     return raw
 
 
@@ -357,3 +373,137 @@ def load_config(path: str | Path, overrides: typing.Sequence[str] = ()) -> Confi
         raise ConfigError(f"{path}: the config must be a YAML mapping with keys seed, model, data, train")
     source = f"{path}" + (" (with --set)" if overrides else "")
     return from_dict(apply_overrides(raw, overrides), source)
+
+
+# ------------------------------------------------------------------ tuning
+@dataclasses.dataclass
+class TuneConfig:
+    """The ``tune:`` section of a config: what ``aigc-tf tune`` searches.
+
+    ``space`` maps a dotted config key (``train.learning_rate``,
+    ``model.latent_dim``, ``data.batch_size``, ``seed``) to one of
+    ``{choice: [a, b, ...]}``, ``{int: [low, high], step: 1, sampling: linear}``
+    or ``{float: [low, high], sampling: log}`` (``step`` optional). The
+    objective is a key of the run's ``history.json`` (null: the family's own,
+    e.g. ``fid``, ``test_elbo``, ``val_perplexity``); its direction is needed
+    for any other key.
+    """
+
+    space: dict = dataclasses.field(default_factory=dict)
+    algorithm: str = "random"
+    objective: str | None = None
+    direction: str | None = None
+    max_trials: int = 10
+    executions_per_trial: int = 1
+    # Epochs of each trial (Hyperband: the most any trial gets); null: train.epochs.
+    epochs: int | None = None
+    hyperband_factor: int = 3
+    # Bayesian optimisation: random trials before the Gaussian process takes over.
+    initial_points: int | None = None
+    # Seed of the search algorithm; null: the config's seed.
+    seed: int | None = None
+
+
+def _space_values(key: str, spec: Any, where: str) -> tuple[str, list]:
+    """The kind (``choice``/``int``/``float``) of a space entry and the values to validate it with."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: must be a mapping such as {{choice: [32, 64]}}, {{int: [1, 4]}} or "
+                          f"{{float: [1e-4, 1e-2], sampling: log}}; got {spec!r}")
+    kinds = [k for k in ("choice", "int", "float") if k in spec]
+    extra = sorted(set(spec) - {"choice", "int", "float", "step", "sampling"})
+    if len(kinds) != 1 or extra:
+        raise ConfigError(f"{where}: give exactly one of choice, int, float (plus step/sampling for int and float); "
+                          f"got keys {', '.join(map(str, spec))}")
+    kind = kinds[0]
+    values = spec[kind]
+    if kind == "choice":
+        if not isinstance(values, list) or not values or len({type(v) for v in values}) != 1 \
+                or not isinstance(values[0], (int, float, str, bool)) or len(set(values)) != len(values):
+            raise ConfigError(f"{where}: choice must be a list of distinct values of one type (numbers, strings "
+                              f"or booleans), got {values!r}")
+        if set(spec) - {"choice"}:
+            raise ConfigError(f"{where}: step and sampling are for int and float ranges, not choice")
+        return kind, values
+    number = int if kind == "int" else (int, float)
+    if (not isinstance(values, list) or len(values) != 2
+            or not all(isinstance(v, number) and not isinstance(v, bool) for v in values)):
+        raise ConfigError(f"{where}: {kind} must be [low, high] with {kind} bounds, got {values!r}")
+    low, high = values
+    if low >= high:
+        raise ConfigError(f"{where}: {kind} needs low < high, got [{low}, {high}]")
+    sampling = spec.get("sampling", "linear")
+    if sampling not in SAMPLINGS:
+        raise ConfigError(f"{where}: sampling must be one of {', '.join(SAMPLINGS)}, got {sampling!r}")
+    if sampling != "linear" and low <= 0:
+        raise ConfigError(f"{where}: {sampling} sampling needs a positive low bound, got {low}")
+    step = spec.get("step")
+    if step is not None and (not isinstance(step, number) or isinstance(step, bool) or step <= 0):
+        raise ConfigError(f"{where}: step must be a positive {kind}, got {step!r}")
+    return kind, [low, high]
+
+
+def tune_from_dict(raw: dict, source: str = "config") -> tuple[Config, TuneConfig]:
+    """Validate a config with a ``tune:`` section: the base :class:`Config`
+    and the :class:`TuneConfig`. Every value the space can give is checked
+    against the config now (a choice each, a range at both ends), so a trial
+    never fails on a key the config does not have."""
+    raw = dict(raw)
+    tune_raw = raw.pop("tune")
+    cfg = from_dict(raw, source)
+    if tune_raw is None:
+        tune_raw = {}
+    tune = _section_from_dict(TuneConfig, tune_raw, "tune", source)
+    if not tune.space:
+        raise ConfigError(f"{source}: tune.space is empty; name the keys to search, e.g. "
+                          "tune: {space: {train.learning_rate: {float: [1e-4, 1e-3], sampling: log}}}")
+    for key, spec in tune.space.items():
+        where = f"{source}: tune.space.{key}"
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"{where}: keys are dotted config keys such as train.learning_rate")
+        _, values = _space_values(key, spec, where)
+        for value in values:
+            try:
+                from_dict(set_key(raw, key.split("."), value, where), f"{where}={value!r}")
+            except ConfigError as exc:
+                raise ConfigError(f"{exc} (tune.space names a key the config does not accept with that value)") from None
+    if tune.algorithm not in ALGORITHMS:
+        raise ConfigError(f"{source}: tune.algorithm must be one of {', '.join(ALGORITHMS)}, got {tune.algorithm!r}")
+    for key in ("max_trials", "executions_per_trial", "epochs", "initial_points"):
+        value = getattr(tune, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"{source}: tune.{key} must be at least 1, got {value}")
+    if tune.hyperband_factor < 2:
+        raise ConfigError(f"{source}: tune.hyperband_factor must be at least 2, got {tune.hyperband_factor}")
+    if tune.algorithm == "hyperband" and cfg.train.lr_schedule == "cosine":
+        raise ConfigError(f"{source}: tune.algorithm=hyperband trains trials further than they started, which a cosine "
+                          "schedule laid out over train.epochs does not allow; use train.lr_schedule=constant or "
+                          "tune.algorithm=random / bayesian")
+    if tune.seed is not None and not 0 <= tune.seed < 2**32:
+        raise ConfigError(f"{source}: tune.seed must be in [0, 2**32), got {tune.seed}")
+    from aigc_tf import registry
+
+    objective = registry.task_for(cfg.model["name"]).objective
+    if tune.objective is None:
+        if objective is None:
+            raise ConfigError(f"{source}: model {cfg.model['name']!r} has no default tuning objective; set "
+                              "tune.objective to a key of its history.json and tune.direction to min or max")
+        tune.objective = objective[0]
+    if tune.direction is None:
+        if objective is None or tune.objective != objective[0]:
+            raise ConfigError(f"{source}: tune.objective={tune.objective!r} needs tune.direction: min or max")
+        tune.direction = objective[1]
+    if tune.direction not in DIRECTIONS:
+        raise ConfigError(f"{source}: tune.direction must be min or max, got {tune.direction!r}")
+    return cfg, tune
+
+
+def load_tune_config(path: str | Path, overrides: typing.Sequence[str] = ()) -> tuple[Config, TuneConfig]:
+    """Read, override and validate a config file with a ``tune:`` section."""
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config must be a YAML mapping with keys seed, model, data, train, tune")
+    raw = apply_overrides(raw, overrides)
+    if not isinstance(raw.get("tune"), dict):
+        raise ConfigError(f"{path} has no tune: section; add one naming what to search, e.g. "
+                          "tune: {max_trials: 8, space: {train.learning_rate: {float: [1e-4, 1e-3], sampling: log}}}")
+    return tune_from_dict(raw, f"{path}" + (" (with --set)" if overrides else ""))

@@ -187,6 +187,7 @@ class AudioTask(Task):
 class AudioGANTask(AudioTask):
     family = "audio_gan"
     sparse_metrics = ("fd",)
+    objective = ("fd", "min")
 
     def quality_callback(self, cfg):
         """The Fréchet distance on the audio classifier's features every ``train.quality_every`` epochs."""
@@ -207,6 +208,7 @@ class AudioGANTask(AudioTask):
 class AudioVAETask(AudioTask):
     family = "audio_vae"
     sparse_metrics = ("test_elbo",)
+    objective = ("test_elbo", "max")
 
     def quality_callback(self, cfg):
         """The test ELBO (nats per clip) every ``train.quality_every`` epochs."""

@@ -58,6 +58,7 @@ class TableTask(Task):
     data_config = TableDataConfig
     datasets = ("fair", "file")
     sparse_metrics = ("quality",)
+    objective = ("quality", "max")
 
     def check_config(self, cfg, source: str) -> None:
         super().check_config(cfg, source)

@@ -39,6 +39,8 @@ class Task:
             the modality's own keys).
         sparse_metrics: metrics logged only on some epochs (``history.json``
             keeps their epochs in ``<key>_epochs``).
+        objective: ``(history key, "min" or "max")`` that ``aigc-tf tune``
+            optimises when a config's ``tune.objective`` is null.
     """
 
     family: str = ""
@@ -46,6 +48,7 @@ class Task:
     data_config: type = DataConfig  # the dataclass a config's `data:` section is checked against
     datasets: tuple[str, ...] = ()
     sparse_metrics: tuple[str, ...] = ()
+    objective: tuple[str, str] | None = None
 
     # ------------------------------------------------------------ config
     def check_config(self, cfg, source: str) -> None:
@@ -81,8 +84,11 @@ class Task:
         return None
 
     def hypermodel(self, cfg, search_space: dict[str, Any]):
-        """A ``keras_tuner.HyperModel`` for this family (filled by the tuning issue)."""
-        raise NotImplementedError(f"tuning is not implemented yet for the {self.family} family")
+        """A ``keras_tuner.HyperModel`` over ``search_space`` (a ``tune.space``
+        mapping) around ``cfg``, for calling ``keras_tuner`` from Python."""
+        from aigc_tf.tuning import ConfigHyperModel
+
+        return ConfigHyperModel(cfg, search_space)
 
     # ---------------------------------------------------- after training
     def evaluate(self, run_dir: Path, cfg, model, n_samples: int | None, seed: int, **options) -> dict:

@@ -177,6 +177,7 @@ class GANTask(ImageTask):
     family = "gan"
     value_range = "tanh"
     sparse_metrics = ("fid",)
+    objective = ("fid", "min")
 
     def quality_callback(self, cfg):
         """FID every ``train.quality_every`` epochs (and at the last) into ``logs``."""
@@ -198,6 +199,7 @@ class VAETask(ImageTask):
     family = "vae"
     value_range = "unit"
     sparse_metrics = ("test_elbo",)
+    objective = ("test_elbo", "max")
 
     def quality_callback(self, cfg):
         """The binarised test ELBO every ``train.quality_every`` epochs (and at the last) into ``logs``."""

@@ -42,6 +42,7 @@ class TextTask(Task):
     modality = "text"
     datasets = TEXT_DATASETS
     data_config = TextDataConfig
+    objective = ("val_perplexity", "min")
     batches = "lm"  # which batches aigc_tf.data.text.load_text_data builds for the family
     random_windows = True  # data.random_windows applies
     continues_prompts = True  # per-epoch samples continue train.sample_prompt (a text VAE samples its prior)
