@@ -64,6 +64,7 @@ class MusicData:
     representation: str
     source: str  # what the data is, in words
     voices: int
+    build: object = None  # build(split, train=False) -> that split's batches (None if it has too little)
 
 
 # ------------------------------------------------------------------- sources
@@ -104,10 +105,10 @@ def load_pieces(d, verbose: bool = True) -> tuple[dict[str, list[Piece]], dict |
 
 
 def _limit(by_split: dict, max_examples: int | None) -> dict:
-    """At most ``max_examples`` training pieces and a quarter as many (at least 2) in valid and test."""
+    """At most ``max_examples`` training pieces and a quarter as many (at least 4) in valid and test."""
     if max_examples is None:
         return by_split
-    small = max(2, max_examples // 4)
+    small = max(4, max_examples // 4)
     return {s: list(v)[: max_examples if s == "train" else small] for s, v in by_split.items()}
 
 
@@ -273,7 +274,11 @@ def load_music_data(d, representation: str, params: dict, seed: int = 0, verbose
         raise DataError(f"{source}: the training pieces are shorter than one window of data.seq_len="
                         f"{d.seq_len}; lower data.seq_len")
     test = build("valid", False) if _has(examples["valid"]) else None
-    return MusicData(train, test, pieces, examples, representation, source, voices)
+
+    def build_split(split: str, train: bool = False):
+        return build(split, train) if _has(examples[split]) else None
+
+    return MusicData(train, test, pieces, examples, representation, source, voices, build_split)
 
 
 def _has(x) -> bool:
@@ -350,22 +355,32 @@ def _frames_dataset(pieces_frames, d, train, seed):
             rows.extend(f[s : s + d.seq_len] for s in range(0, len(f) - d.seq_len // 2, d.seq_len))
         else:
             rows.append(f)
-    lengths = np.array([len(r) for r in rows], np.int32)
-    width = int(lengths.max())
-    padded = np.zeros((len(rows), width, R.KEYS), np.float32)
-    for i, r in enumerate(rows):
-        padded[i, : len(r)] = r
-    ds = tf.data.Dataset.from_tensor_slices({"frames": padded, "length": lengths})
-    ds = _batched(ds, d, train, seed, len(rows))
+    # Batches of similar lengths (sorted, then cut), so little of a batch is padding; training
+    # shuffles the batches each epoch (and the pieces within a length class by a seeded draw once).
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(rows)), [len(r) for r in rows]))
+    width = max(len(r) for r in rows)
+    n_batches = -(-len(rows) // d.batch_size)
+    x = np.zeros((n_batches * d.batch_size, width, R.KEYS), np.float32)
+    lengths = np.zeros(n_batches * d.batch_size, np.int32)  # rows of length 0 fill the last batch: no frames
+    for slot, i in enumerate(order):
+        x[slot, : len(rows[i])] = rows[i]
+        lengths[slot] = len(rows[i])
+    x = x.reshape(n_batches, d.batch_size, width, R.KEYS)
+    lengths = lengths.reshape(n_batches, d.batch_size)
+
+    def trim(batch):
+        t = tf.reduce_max(batch["length"])
+        return {"frames": batch["frames"][:, :t], "length": batch["length"]}
+
+    ds = tf.data.Dataset.from_tensor_slices({"frames": x, "length": lengths}).map(trim)
+    batches = range(n_batches)
+    if train:
+        ds = ds.shuffle(len(batches), seed=seed, reshuffle_each_iteration=True)
     if train and d.transpose:
         ds = tf.data.Dataset.zip(ds, _random_shifts(d.transpose, seed)).map(
-            lambda x, k: {**x, "frames": transpose_roll(x["frames"], k, 1, R.KEYS)})
-    # Batches keep the longest piece's width: trim the common padding of each batch.
-    def trim(x):
-        t = tf.reduce_max(x["length"])
-        return {"frames": x["frames"][:, :t], "length": x["length"]}
-
-    return ds.batch(d.batch_size).map(trim).prefetch(tf.data.AUTOTUNE)
+            lambda x, k: {**x, "frames": transpose_roll(x["frames"], k, 2, R.KEYS)})
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _rolls_dataset(rolls, d, train, seed):

@@ -83,7 +83,7 @@ def merge_unisons(pitch, s, e, velocity):
 
 def _cummax(x):
     """Cumulative maximum of a 1-D tensor (TensorFlow has no cummax op)."""
-    return tf.scan(tf.maximum, x)
+    return tf.scan(tf.maximum, x, initializer=tf.constant(x.dtype.min, x.dtype))  # works on empty input too
 
 
 # ------------------------------------------------------------ event tokens
@@ -373,16 +373,16 @@ def frames_to_notes_batch(frames, num_frames):
 
 
 # -------------------------------------------------------- batch wrappers
-def batch_rows(fn, pitch, start, end, velocity, num_notes, dtype=tf.int32):
-    """``fn(pitch, start, end, velocity)`` -> 1-D tensor, on each row's first ``num_notes`` notes;
-    returns a ragged ``(B, None)`` batch."""
+def batch_rows(fn, pitch, start, end, velocity, num_notes, dtype=tf.int32, inner: tuple = ()):
+    """``fn(pitch, start, end, velocity)`` -> ``(n, *inner)`` tensor, on each row's first ``num_notes``
+    notes; returns a ragged ``(B, None, *inner)`` batch."""
 
     def one(row):
         p, s, e, v, n = row
         return fn(p[:n], s[:n], e[:n], v[:n])
 
     return tf.map_fn(one, (pitch, start, end, velocity, tf.cast(num_notes, tf.int32)),
-                     fn_output_signature=tf.RaggedTensorSpec(shape=[None], dtype=dtype))
+                     fn_output_signature=tf.RaggedTensorSpec(shape=[None, *inner], dtype=dtype, ragged_rank=0))
 
 
 # ------------------------------------------------------------ piano rolls

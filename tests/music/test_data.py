@@ -252,7 +252,7 @@ def test_pipelines_on_a_few_chorales(representation):
               "max_duration": 16, "pitch_low": 36, "num_pitches": 48, "voices": 4}
     params["bars"] = 2 if representation == "rolls" else False
     data = music_data.load_music_data(d, representation, params, seed=0, verbose=False)
-    assert len(data.pieces["train"]) == 6 and len(data.pieces["valid"]) == 2
+    assert len(data.pieces["train"]) == 6 and len(data.pieces["valid"]) == 4
     batch = next(iter(data.train))
     if representation == "events":
         x, y = batch
