@@ -30,7 +30,8 @@ def _model_name(case):
     return case.split("@")[0]
 # The loss each family's training lowers on a fixed batch: a GAN's discriminator loss with the
 # generator frozen; the text VAE's reconstruction (its KL weight anneals upward step by step).
-LOSS_KEY = {"gan": "d_loss", "table_gan": "d_loss", "audio_gan": "d_loss", "text_vae": "reconstruction"}
+LOSS_KEY = {"gan": "d_loss", "table_gan": "d_loss", "audio_gan": "d_loss", "music_gan": "d_loss",
+            "text_vae": "reconstruction"}
 
 
 def test_every_registered_model_has_tiny_settings():
@@ -69,6 +70,9 @@ def _with_noise(model, batch):
     if isinstance(batch, dict) and "audio" in batch:  # audio models: GAN z, VAE eps
         n = int(batch["audio"].shape[0])
         return {**batch, "noise": rng.standard_normal((n, model.latent_dim)).astype("float32")}
+    if isinstance(batch, dict) and "rolls" in batch:  # the piano-roll GAN: z
+        n = int(batch["rolls"].shape[0])
+        return {**batch, "noise": rng.standard_normal((n, model.latent_dim)).astype("float32")}
     if hasattr(model, "encode_text"):  # the text VAE: explicit posterior noise too
         tokens = batch[0]
         return {"tokens": tokens, "noise": rng.standard_normal((int(tokens.shape[0]), model.latent_dim)).astype("float32")}
@@ -90,6 +94,13 @@ def _generate(model):
         out = model.generate_text(prompts, tf.constant([6, 6]), tf.constant([0.8, 0.0]), tf.constant([0, 0]),
                                   tf.constant([0.95, 1.0]), tf.constant([3, 4]))
         return out["token_ids"].numpy()
+    if hasattr(model, "generate_notes"):  # music sequence models: (pitch, start, end) of 2 continued primers
+        from aigc_tf.music.notes import make_notes
+        from aigc_tf.tasks import task_for_model
+
+        primer = make_notes([60, 64, 67], [0.0, 0.5, 1.0], [0.5, 1.0, 1.5])
+        out = task_for_model(model).generate_raw(model, primer, 2, 6, seed=3, temperature=0.8)
+        return np.stack([out["pitch"], out["start"], out["end"]], -1).astype("float64")
     return model.generate(4, seed=3).numpy()
 
 
@@ -114,6 +125,12 @@ def test_config_round_trip_and_outputs(name, built):
                 np.testing.assert_array_equal(block.sum(axis=1), 1.0)
             else:
                 assert (np.abs(block) <= 1).all()
+    elif hasattr(model, "generate_notes"):  # music: note arrays (zero-padded), pitches 0-127, ends after starts
+        assert out.ndim == 3 and out.shape[0] == 2 and out.shape[1] >= 1 and np.isfinite(out).all()
+        assert ((out[..., 0] >= 0) & (out[..., 0] <= 127)).all()
+        assert ((out[..., 2] > out[..., 1]) | (out[..., 2] == 0)).all() and (out[..., 2] > 0).any()
+    elif hasattr(model, "roll_shape"):  # the piano-roll GAN: rolls in [-1, 1]
+        assert out.shape == (4, *model.roll_shape) and np.isfinite(out).all() and np.abs(out).max() <= 1
     elif hasattr(model, "sample_rate"):  # audio: waveforms in [-1, 1]
         assert out.shape == (4, model.clip_length) and np.isfinite(out).all() and np.abs(out).max() <= 1
     else:
