@@ -56,10 +56,11 @@ def test_notebook_runs_twice_from_any_directory_into_its_own_directories(path, t
     first = _execute(path, workdir)
     # "Run All" again reuses the finished run; checked on the cheaper notebook only (the same NotebookRun code)
     second = _execute(path, workdir) if path.stem == "dcgan_digits" else None
-    runs = sorted(p for p in root.iterdir() if p.name != "exports")
+    runs = sorted(p for p in root.iterdir() if p.name not in ("exports", "searches"))
     assert len(runs) == 1 and (runs[0] / "model.keras").is_file()
-    exports = list((root / "exports").iterdir())  # notebook_<config name>
+    exports = [p for p in (root / "exports").iterdir() if p.is_dir()]  # notebook_<config name>
     assert len(exports) == 1 and exports[0].name == f"notebook_{runs[0].name.rsplit('-', 1)[0]}"
+    assert f'name: "{exports[0].name}"' in (root / "exports" / "models.config").read_text()  # TF Serving's list
     versions = ["1", "2"] if second is not None else ["1"]
     assert sorted(p.name for p in exports[0].iterdir()) == versions
     assert list(workdir.iterdir()) == []  # nothing written where the notebook was started
