@@ -420,6 +420,9 @@ def _space_values(key: str, spec: Any, where: str) -> tuple[str, list]:
         if not isinstance(values, list) or not values or len({type(v) for v in values}) != 1 \
                 or not isinstance(values[0], (int, float, str, bool)) or len(set(values)) != len(values):
             raise ConfigError(f"{where}: choice must be a list of distinct values of one type (numbers, strings "
+    # Train each trial in a child process (`aigc-tf train`), so memory stays flat across trials
+    # (TensorFlow keeps each trial's traced graphs alive in the process; clear_session does not free them).
+    isolate: bool = True
                               f"or booleans), got {values!r}")
         if set(spec) - {"choice"}:
             raise ConfigError(f"{where}: step and sampling are for int and float ranges, not choice")

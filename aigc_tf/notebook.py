@@ -7,8 +7,9 @@ and then ``session.train()`` / ``session.export(model)``:
 * the config is the shipped ``configs/<name>.yaml``, found next to the package,
   so the notebook runs from any working directory;
 * runs go to ``$AIGC_TF_NOTEBOOK_DIR/<name>-<hash>/`` (default
-  ``runs/notebooks/`` beside ``configs/``) and exports to
-  ``$AIGC_TF_NOTEBOOK_DIR/exports/``, never the CLI's ``runs/<name>`` or an
+  ``runs/notebooks/`` beside ``configs/``), exports to
+  ``$AIGC_TF_NOTEBOOK_DIR/exports/`` and keras-tuner searches to
+  ``$AIGC_TF_NOTEBOOK_DIR/searches/<name>-<hash>/``, never the CLI's ``runs/<name>`` or an
   export root a user serves from; the hash is of the overrides, so changed
   settings get a new run directory;
 * "Run All" a second time reuses the finished run instead of failing;
@@ -70,6 +71,8 @@ class NotebookRun:
         digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
         self.run_dir = notebook_root() / f"{config}-{digest}"
         self.export_root = notebook_root() / "exports"
+        # A notebook that drives keras-tuner keeps its search here (not a run directory).
+        self.search_dir = notebook_root() / "searches" / f"{config}-{digest}"
         self.name = config
 
     def train(self, **kwargs):
@@ -81,6 +84,10 @@ class NotebookRun:
             print(f"{self.run_dir} already holds this finished run; loading it (delete the folder to retrain)")
             return training.load_model(self.run_dir / training.FINAL_MODEL)
         return training.train(self.config, self.run_dir, **kwargs)
+
+    def history(self) -> dict:
+        """The run's ``history.json``: ``{metric: [value per epoch]}``."""
+        return json.loads((self.run_dir / "history.json").read_text())
 
     def export(self, model, name: str | None = None) -> Path:
         """Export into this notebook's own export root (a new version each time)."""

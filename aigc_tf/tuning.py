@@ -22,6 +22,16 @@ Two ways in:
   reload of never-called subclassed models (a GAN) and its recompiling with
   one optimizer.
 
+  Each trial trains in a child process (``aigc-tf train`` on the trial's
+  config; ``tune.isolate``, on by default). In one process, memory grows by
+  the trial's traced graphs each trial even after ``clear_session`` and
+  ``gc.collect`` (measured by ``benchmarks/tuning_memory.py``: the FuncGraph
+  of Keras's ``one_step_on_data`` stays alive with no Python referrer); a
+  child gives all of it back, and a trial that crashes or runs out of memory
+  fails alone instead of ending the search. ``tune.isolate: false`` (or
+  Python ``callbacks``) trains in this process, clearing the session after
+  each trial.
+
 * :class:`ConfigHyperModel` (``task.hypermodel(cfg, space)``): a
   ``keras_tuner.HyperModel`` for notebook users who drive ``keras_tuner``
   themselves; ``build`` compiles the family's model (a GAN's two optimizers
@@ -144,11 +154,12 @@ class RunDirTuner(kt.engine.base_tuner.BaseTuner):
     """A tuner whose trials are run directories trained by :func:`aigc_tf.training.train`."""
 
     def __init__(self, base: Config, tune: TuneConfig, search_dir: Path, callbacks: list | None = None,
-                 overwrite: bool = False):
+                 overwrite: bool = False, verbose: int = 1):
         self.base = base
         self.tune = tune
         self.search_dir = Path(search_dir)
         self.callbacks = list(callbacks or [])
+        self.verbose = verbose
         super().__init__(oracle=oracle_for(tune, base), hypermodel=_Space(tune.space),
                          directory=str(self.search_dir / TUNER_DIR), project_name=PROJECT, overwrite=overwrite)
 
@@ -177,12 +188,16 @@ class RunDirTuner(kt.engine.base_tuner.BaseTuner):
             done = state.get("finished") and state.get("epochs_done") == epochs and (run / FINAL_MODEL).is_file()
             start = time.perf_counter()
             if not done:  # done: finished before an interruption reached the oracle
-                try:
-                    training.train(cfg, run, resume=bool(state.get("finished")), callbacks=self.callbacks)
-                except training.TrainingDiverged as exc:
-                    raise kt.errors.FailedTrialError(str(exc)) from None
-                except UserError as exc:
-                    raise SearchError(f"trial {trial.trial_id} ({run}): {exc}") from None
+                resume = bool(state.get("finished"))
+                if self.tune.isolate and not self.callbacks:
+                    train_in_child(cfg, run, resume, trial.trial_id, quiet=not self.verbose)
+                else:  # in this process (Python callbacks cannot cross into a child)
+                    try:
+                        training.train(cfg, run, resume=resume, callbacks=self.callbacks)
+                    except training.TrainingDiverged as exc:
+                        raise kt.errors.FailedTrialError(str(exc)) from None
+                    except UserError as exc:
+                        raise SearchError(f"trial {trial.trial_id} ({run}): {exc}") from None
             seconds += time.perf_counter() - start
             scores.append(objective_value(run, objective, trial.trial_id))
         return {objective: float(sum(scores) / len(scores)), "seconds": seconds}
@@ -198,6 +213,55 @@ class RunDirTuner(kt.engine.base_tuner.BaseTuner):
         from aigc_tf import training
 
         return training.load_model(self.run_dir_of(trial.trial_id) / FINAL_MODEL)
+
+
+def train_in_child(cfg: Config, run: Path, resume: bool, trial_id: str, quiet: bool = False) -> None:
+    """Train one trial as ``aigc-tf train`` in a child process (``tune.isolate``).
+
+    The child's output is passed through (``quiet``: its stdout is dropped);
+    its exit status decides: 0 done, 2 (a user error) stops the search with the
+    child's message, 3 (diverged) and any crash (a signal, out of memory) fail
+    this trial only, 130 (Ctrl-C) stops the search like an interrupt here.
+    """
+    import subprocess
+    import sys
+    import threading
+
+    run.parent.mkdir(parents=True, exist_ok=True)
+    config_file = run.parent / f".{run.name}.yaml"
+    cfg.dump(config_file)
+    command = [sys.executable, "-m", "aigc_tf.cli", "train", str(config_file), "--run-dir", str(run)]
+    tail: list[str] = []
+
+    def forward(stream):
+        for line in stream:  # live, so TensorFlow's and Keras's messages still show
+            sys.stderr.write(line)
+            tail[:] = (tail + [line])[-20:]
+
+    try:
+        with subprocess.Popen(command + (["--resume"] if resume else []), stdout=subprocess.DEVNULL if quiet else None,
+                              stderr=subprocess.PIPE, text=True, errors="replace") as child:
+            reader = threading.Thread(target=forward, args=(child.stderr,), daemon=True)
+            reader.start()
+            code = child.wait()
+            reader.join()
+    finally:
+        config_file.unlink(missing_ok=True)
+    check_child(code, tail, trial_id, run)
+
+
+def check_child(code: int, stderr_tail: list[str], trial_id: str, run: Path) -> None:
+    """Raise what a trial's child process's exit ``code`` means (see :func:`train_in_child`)."""
+    message = next((line.strip() for line in reversed(stderr_tail) if line.startswith("aigc-tf")), "")
+    message = message.removeprefix("aigc-tf: error: ").removeprefix("aigc-tf: ")
+    if code == 0:
+        return
+    if code == 130:
+        raise KeyboardInterrupt
+    if code == 2:
+        raise SearchError(f"trial {trial_id} ({run}): {message or 'aigc-tf train exited with status 2'}")
+    why = message or (f"killed by signal {-code}" if code < 0 else f"exit status {code}")
+    raise kt.errors.FailedTrialError(f"trial {trial_id} ({run}): {why}")
 
 
 def objective_value(run: Path, key: str, trial_id: str) -> float:
@@ -260,7 +324,7 @@ def search(base: Config, tune: TuneConfig, search_dir: str | Path, callbacks: li
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(yaml.safe_dump(record(base, tune), sort_keys=False))
         os.replace(tmp, path)
-    tuner = RunDirTuner(base, tune, search_dir, callbacks=callbacks)
+    tuner = RunDirTuner(base, tune, search_dir, callbacks=callbacks, verbose=verbose)
     tuner.search(verbose=verbose)
     if worker:
         return None

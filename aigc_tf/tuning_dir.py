@@ -30,8 +30,12 @@ def check_search_dir(search_dir: Path, base: Config, tune: TuneConfig) -> None:
         return
     old = yaml.safe_load(path.read_text())
     new = record(base, tune)
-    old["tune"].pop("max_trials", None)
-    new_cmp = {"config": new["config"], "tune": {k: v for k, v in new["tune"].items() if k != "max_trials"}}
+    # Keys that do not change what a trial computes may differ between reruns: more trials, or
+    # trials in child processes instead of in this one. A key the record lacks has its default.
+    free = ("max_trials", "isolate")
+    defaults = dataclasses.asdict(TuneConfig())
+    old["tune"] = {k: v for k, v in {**defaults, **old["tune"]}.items() if k not in free}
+    new_cmp = {"config": new["config"], "tune": {k: v for k, v in new["tune"].items() if k not in free}}
     if old != new_cmp:
         diff = _diff(old, new_cmp)
         raise RunDirError(f"{search_dir} holds a search of another config (differs in {', '.join(diff[:5])}); rerun "

@@ -151,6 +151,244 @@ NOTEBOOKS = {
             "      top_k=tf.constant([0]), top_p=tf.constant([0.95]), seed=tf.constant([0]))[\"texts\"]"
         ),
     ],
+    "serving": [
+        new_markdown_cell(
+            "# Serving with TF Serving: export, warmup, requests, replay\n\n"
+            "Trains a tiny GPT on the embedded corpus (`configs/gpt_embedded.yaml`, a few steps: the text is not "
+            "the point), exports it, and shows what TF Serving receives: the version directory with its warmup "
+            "requests, the export root's `models.config`, and REST and gRPC requests built with "
+            "`aigc_tf.serving`. **No TF Serving server runs here** (this notebook needs neither Docker nor the "
+            "network), so each request is replayed through the loaded SavedModel instead, decoded the way the "
+            "server decodes it. To serve an export root for real:\n\n"
+            "```bash\n"
+            "docker run -p 8501:8501 -p 8500:8500 -v \"$PWD/exports:/models\" tensorflow/serving "
+            "--model_config_file=/models/models.config\n"
+            "```\n\n"
+            "(mount this notebook's export root, printed below, in place of `$PWD/exports`). Runs and exports go "
+            "to the notebook's own directories; `AIGC_TF_NOTEBOOK_SMALL=1` selects tiny settings."
+        ),
+        new_code_cell(
+            "from aigc_tf.notebook import NotebookRun\n\n"
+            "# One epoch (about 30 s on 2 CPU cores); the small settings train 3 steps.\n"
+            "session = NotebookRun(\n"
+            "    \"gpt_embedded\",\n"
+            "    full=[\"train.epochs=1\"],\n"
+            "    small=[\"train.epochs=1\", \"train.steps_per_epoch=3\", \"model.num_layers=1\", \"model.embed_dim=32\",\n"
+            "           \"train.lr_schedule=constant\", \"train.warmup_steps=0\", \"train.num_samples=1\"],\n"
+            ")\n"
+            "gpt = session.train()"
+        ),
+        new_code_cell(
+            "from aigc_tf import export\n\n"
+            "# EXPORT_ROOT/<name>/<version>/: the SavedModel, plus assets.extra/tf_serving_warmup_requests.\n"
+            "path = session.export(gpt)\n"
+            "name = path.parent.name\n"
+            "print(\"export root (mount it at /models):\", session.export_root)\n"
+            "print(path)\n"
+            "print(\"\\n\".join(sorted(str(p.relative_to(path)) for p in path.rglob(\"*\") if p.is_file())))\n"
+            "# Every model under the root, for --model_config_file; base_path is where the container sees it.\n"
+            "print((session.export_root / export.MODELS_CONFIG).read_text())"
+        ),
+        new_code_cell(
+            "import tensorflow as tf\n\n"
+            "# One PredictRequest per signature, a batch of 2 built from the signature's input specs.\n"
+            "for request in export.read_warmup_requests(path):\n"
+            "    shapes = {k: (tf.dtypes.as_dtype(v.dtype).name, [d.size for d in v.tensor_shape.dim])\n"
+            "              for k, v in sorted(request.inputs.items())}\n"
+            "    print(request.model_spec.name, request.model_spec.signature_name, shapes)\n\n"
+            "# What TF Serving does when it loads the version: replay them through the signatures.\n"
+            "loaded = tf.saved_model.load(str(path))\n"
+            "{sig: {k: (v.dtype.name, v.shape) for k, v in out.items()} for sig, out in export.replay_warmup(path, loaded).items()}"
+        ),
+        new_code_cell(
+            "import json\n\n"
+            "from aigc_tf import serving\n\n"
+            "# The signature's input and output specs, read from saved_model.pb (a server's REST metadata works too).\n"
+            "inputs_spec, outputs_spec = serving.signature_specs(path)\n"
+            "inputs = {\"prompts\": [\"The \", \"A class \"], \"max_new_tokens\": [40, 40], \"temperature\": [0.0, 0.8],\n"
+            "          \"top_k\": [0, 0], \"top_p\": [1.0, 0.95], \"seed\": [0, 1]}\n"
+            "row = serving.row_request(inputs, specs=inputs_spec)\n"
+            "print(\"POST\", serving.rest_url(\"localhost\", serving.REST_PORT, name))\n"
+            "print(json.dumps(row, indent=1))\n"
+            "print(json.dumps(serving.columnar_request(inputs, specs=inputs_spec)))"
+        ),
+        new_code_cell(
+            "request = serving.grpc_request(name, inputs, specs=inputs_spec)\n"
+            "print(f\"PredictionService/Predict on localhost:{serving.GRPC_PORT}\")\n"
+            "print(request.model_spec, sorted(request.inputs))\n"
+            "# With a server: serving.decode_grpc(serving.predict_grpc(\"localhost:8500\", request))"
+        ),
+        new_code_cell(
+            "# Replay both requests through the loaded signature, decoded as the server decodes them.\n"
+            "serve = loaded.signatures[\"serving_default\"]\n"
+            "texts = {}\n"
+            "for label, built in ((\"REST row\", row), (\"gRPC\", request)):\n"
+            "    tensors = serving.request_tensors(built, inputs_spec)\n"
+            "    out = serve(**{k: tf.constant(v) for k, v in tensors.items()})\n"
+            "    texts[label] = [t.decode(\"utf-8\", errors=\"replace\") for t in out[\"texts\"].numpy()]\n"
+            "    print(label, texts[label])\n"
+            "assert texts[\"REST row\"] == texts[\"gRPC\"]  # the same tensors, the same seeds: the same text"
+        ),
+    ],
+    "tuning": [
+        new_markdown_cell(
+            "# A hyperparameter search with keras-tuner, from Python\n\n"
+            "Searches the learning rate and latent size of the conv VAE of `configs/vae_digits.yaml` with "
+            "`keras_tuner.BayesianOptimization` over the family's `HyperModel` (`task.hypermodel(config, space)`), "
+            "looks at the trials, and retrains the best values as an ordinary run that samples and exports like any "
+            "other. The command line does the same from a config's `tune:` section (`aigc-tf tune "
+            "configs/tune/vae_digits.yaml`), with every trial a run directory. The search and the run go to the "
+            "notebook's own directories; `AIGC_TF_NOTEBOOK_SMALL=1` selects tiny settings."
+        ),
+        new_code_cell(
+            "import keras_tuner as kt\n\n"
+            "from aigc_tf import registry\n"
+            "from aigc_tf.notebook import NotebookRun\n\n"
+            "# Trials of 5 epochs (about 15 s each on 2 CPU cores); the small settings train one epoch on 256 digits.\n"
+            "FULL = [\"train.epochs=5\", \"train.quality_every=5\"]\n"
+            "SMALL = [\"train.epochs=1\", \"data.max_examples=256\", \"train.quality_every=1\", \"train.num_samples=16\"]\n"
+            "base = NotebookRun(\"vae_digits\", full=FULL, small=SMALL)\n"
+            "space = {\"train.learning_rate\": {\"float\": [3e-4, 6e-3], \"sampling\": \"log\"},\n"
+            "         \"model.latent_dim\": {\"choice\": [8, 16, 32]}}\n"
+            "task = registry.task_for(base.config.model[\"name\"])\n"
+            "hypermodel = task.hypermodel(base.config, space)\n"
+            "print(\"objective:\", task.objective)  # (history key, direction): the VAE's test ELBO, higher is better\n"
+            "tuner = kt.BayesianOptimization(hypermodel, objective=kt.Objective(*task.objective),\n"
+            "                                max_trials=2 if base.small else 6, num_initial_points=2,\n"
+            "                                directory=str(base.search_dir), project_name=\"vae\")\n"
+            "tuner.search_space_summary()"
+        ),
+        new_code_cell(
+            "tuner.search()  # a finished search is reloaded, not run again"
+        ),
+        new_code_cell(
+            "import pandas as pd\n\n"
+            "trials = [{\"trial\": t.trial_id, **{k: t.hyperparameters.get(k) for k in space}, \"test_elbo\": t.score}\n"
+            "          for t in tuner.oracle.trials.values()]\n"
+            "pd.DataFrame(trials).sort_values(\"test_elbo\", ascending=False)"
+        ),
+        new_code_cell(
+            "# The best values, retrained as an ordinary run (its own run directory, samples, history, export).\n"
+            "best_values = {k: tuner.get_best_hyperparameters(1)[0].get(k) for k in space}\n"
+            "overrides = [f\"{k}={v}\" for k, v in best_values.items()]\n"
+            "session = NotebookRun(\"vae_digits\", full=FULL + overrides, small=SMALL + overrides)\n"
+            "vae = session.train()\n"
+            "best_values"
+        ),
+        new_code_cell(
+            "import matplotlib.pyplot as plt\n\n"
+            "from aigc_tf import viz\n"
+            "from aigc_tf.tasks.image import sample_images\n\n"
+            "fig, ax = plt.subplots(figsize=(4, 4))\n"
+            "ax.imshow(viz.image_grid(sample_images(vae, 36, seed=0))[..., 0], cmap=\"gray\")\n"
+            "ax.axis(\"off\")\n"
+            "plt.show()\n"
+            "print(session.export(vae))"
+        ),
+    ],
+    "vae_digits": [
+        new_markdown_cell(
+            "# A convolutional VAE on the embedded `digits`\n\n"
+            "Trains `configs/vae_digits.yaml` (dynamically binarised digits, Bernoulli likelihood) with `model.fit`, "
+            "then looks at what a VAE gives besides samples: reconstructions, the latent space walked between two "
+            "digits, and the test ELBO and importance-weighted bound. The model code lives in "
+            "`aigc_tf/models/vae.py`. Runs and exports go to the notebook's own directories; "
+            "`AIGC_TF_NOTEBOOK_SMALL=1` selects tiny settings."
+        ),
+        new_code_cell(
+            "from aigc_tf.notebook import NotebookRun\n\n"
+            "# 10 of the config's 40 epochs (about 20 s on 2 CPU cores).\n"
+            "session = NotebookRun(\n"
+            "    \"vae_digits\",\n"
+            "    full=[\"train.epochs=10\", \"train.quality_every=10\"],\n"
+            "    small=[\"train.epochs=1\", \"data.max_examples=256\", \"train.quality_every=0\", \"train.num_samples=16\"],\n"
+            ")\n"
+            "vae = session.train()"
+        ),
+        new_code_cell(
+            "import matplotlib.pyplot as plt\n"
+            "import numpy as np\n\n"
+            "from aigc_tf import viz\n"
+            "from aigc_tf.tasks.image import data_arrays, sample_images\n\n"
+            "real, _ = data_arrays(session.config, \"test\")  # in [0, 1]\n"
+            "x = real[:8].astype(\"float32\")\n"
+            "recon = vae.reconstruct(x).numpy()  # the decoded posterior mean\n"
+            "fig, axes = plt.subplots(1, 3, figsize=(12, 4))\n"
+            "for ax, images, title in zip(axes, (x, recon, sample_images(vae, 16, seed=0)),\n"
+            "                             (\"test digits\", \"reconstructions\", \"prior samples\"), strict=True):\n"
+            "    ax.imshow(viz.image_grid(np.asarray(images))[..., 0], cmap=\"gray\")\n"
+            "    ax.set_title(title)\n"
+            "    ax.axis(\"off\")\n"
+            "plt.show()"
+        ),
+        new_code_cell(
+            "# A straight line in latent space between the posterior means of two test digits.\n"
+            "mean, _ = vae.encode(x[:2])\n"
+            "steps = np.linspace(0.0, 1.0, 8, dtype=\"float32\")[:, None]\n"
+            "path = (1 - steps) * mean.numpy()[0] + steps * mean.numpy()[1]\n"
+            "walk = vae.decode(path).numpy()\n"
+            "fig, ax = plt.subplots(figsize=(10, 1.6))\n"
+            "ax.imshow(np.concatenate(list(walk[..., 0]), axis=1), cmap=\"gray\")\n"
+            "ax.axis(\"off\")\n"
+            "plt.show()"
+        ),
+        new_code_cell(
+            "from aigc_tf.metrics.likelihood import evaluate_likelihood\n"
+            "from aigc_tf.tasks.image import binarised_test_set\n\n"
+            "# The bounds `aigc-tf evaluate` reports (there on every test digit with k=1000; FID too), in nats per digit.\n"
+            "xb, _ = binarised_test_set(session.config, limit=200)\n"
+            "evaluate_likelihood(vae, xb, None, k=50, seed=0)"
+        ),
+        new_code_cell(
+            "path = session.export(vae)\n"
+            "print(path)"
+        ),
+    ],
+    "text_vae_embedded": [
+        new_markdown_cell(
+            "# A text VAE on the embedded corpus\n\n"
+            "Trains `configs/text_vae_embedded.yaml` (Bowman et al. 2016: an LSTM encoder to a Gaussian latent, an "
+            "LSTM decoder from it, KL annealing and word dropout against posterior collapse) with `model.fit`, then "
+            "decodes prior samples, reconstructs sentences through their posterior mean, walks the latent space "
+            "between two sentences, and exports a string-in / string-out SavedModel. The model code lives in "
+            "`aigc_tf/models/text_vae.py`. Runs and exports go to the notebook's own directories; "
+            "`AIGC_TF_NOTEBOOK_SMALL=1` selects tiny settings."
+        ),
+        new_code_cell(
+            "from aigc_tf.notebook import NotebookRun\n\n"
+            "# 2 of the config's 10 epochs (a few minutes on 2 CPU cores).\n"
+            "session = NotebookRun(\n"
+            "    \"text_vae_embedded\",\n"
+            "    full=[\"train.epochs=2\"],\n"
+            "    small=[\"train.epochs=1\", \"train.steps_per_epoch=3\", \"model.embed_dim=16\", \"model.units=32\",\n"
+            "           \"train.num_samples=1\"],\n"
+            ")\n"
+            "tvae = session.train()\n"
+            "{k: v[-1] for k, v in session.history().items() if k in (\"loss\", \"reconstruction\", \"kl\", \"val_loss\")}"
+        ),
+        new_code_cell(
+            "import tensorflow as tf\n\n"
+            "# Prior samples: z ~ N(0, I) decoded, one seed each (an empty prompt asks for a prior sample).\n"
+            "serve_like = dict(max_new_tokens=tf.constant([40] * 3), temperature=tf.constant([0.8] * 3),\n"
+            "                  top_k=tf.constant([0] * 3), top_p=tf.constant([0.95] * 3), seeds=tf.constant([0, 1, 2]))\n"
+            "z = tvae.prior_latents(serve_like[\"seeds\"])\n"
+            "for text in tvae.decode_text(z, **serve_like)[\"texts\"].numpy():\n"
+            "    print(repr(text.decode(\"utf-8\", errors=\"replace\")))"
+        ),
+        new_code_cell(
+            "# Homotopy: decode evenly spaced points between two sentences' posterior means.\n"
+            "for line in tvae.interpolate(\"The model is trained.\", \"A class of functions.\", steps=5, max_new_tokens=30):\n"
+            "    print(repr(line))"
+        ),
+        new_code_cell(
+            "path = session.export(tvae)\n"
+            "serve = tf.saved_model.load(str(path)).signatures[\"serving_default\"]\n"
+            "# Each prompt is encoded and its posterior mean decoded.\n"
+            "serve(prompts=tf.constant([\"The model is trained.\"]), max_new_tokens=tf.constant([30]),\n"
+            "      temperature=tf.constant([0.0]), top_k=tf.constant([0]), top_p=tf.constant([1.0]),\n"
+            "      seed=tf.constant([0]))[\"texts\"]"
+        ),
+    ],
     "tabular": [
         new_markdown_cell(
             "# Tables: a learned synthesizer and records from rules\n\n"

@@ -24,9 +24,10 @@ SPACE = {"train.learning_rate": {"float": [1e-4, 3e-3], "sampling": "log"}, "mod
 
 
 def _raw(**tune):
+    """A tiny search; trials in this process (``isolate`` false) unless a test asks for child processes."""
     raw = tiny_config("conv_vae").to_dict()
     raw["train"].update(epochs=2, verbose=0)
-    raw["tune"] = {"space": SPACE, **tune}
+    raw["tune"] = {"space": SPACE, "isolate": False, **tune}
     return raw
 
 
@@ -99,7 +100,9 @@ def test_trial_config_sets_values_and_turns_the_sparse_objective_on_at_the_end()
 # ----------------------------------------------------------------- search
 @pytest.mark.slow
 def test_random_search_trials_are_run_directories_and_the_summary_is_right(tmp_path):
-    cfg, tune = config_module.tune_from_dict(_raw(max_trials=3, epochs=1), "t")
+    # The default path: each trial is `aigc-tf train` in a child process.
+    cfg, tune = config_module.tune_from_dict(_raw(max_trials=3, epochs=1, isolate=True), "t")
+    assert tune.isolate is config_module.TuneConfig().isolate is True
     out = tmp_path / "search"
     summary = tuning.search(cfg, tune, out, verbose=0)
     rows = summary["trials"]
@@ -129,6 +132,7 @@ def test_random_search_trials_are_run_directories_and_the_summary_is_right(tmp_p
     again = tuning.search(cfg, tune, out, verbose=0)
     assert again["trials"] == rows
     assert {p: p.stat().st_mtime_ns for p in (out / "trials").glob("*/model.keras")} == stamps
+    # More trials extend it (in this process this time: isolation does not change what a trial computes).
     more = config_module.tune_from_dict(_raw(max_trials=4, epochs=1), "t")[1]
     assert len(tuning.search(cfg, more, out, verbose=0)["trials"]) == 4
     changed = config_module.tune_from_dict({**_raw(max_trials=4, epochs=1), "seed": 5}, "t")
@@ -193,6 +197,34 @@ def test_bayesian_search_with_two_executions_per_trial_averages_them(tmp_path):
         assert training.load_run_config(runs[1]).seed == training.load_run_config(runs[0]).seed + 1
 
 
+@pytest.mark.parametrize("code, tail, raised, message", [
+    (2, ["noise\n", "aigc-tf: error: data.path=x not found; pass a folder\n"], tuning.SearchError,
+     "trial 7 .*data.path=x not found; pass a folder$"),
+    (3, ["aigc-tf: training stopped: loss became nan at epoch 1\n"], "FailedTrialError", "loss became nan"),
+    (-9, ["Epoch 1/2\n"], "FailedTrialError", "killed by signal 9"),
+    (1, [], "FailedTrialError", "exit status 1"),
+    (130, [], KeyboardInterrupt, ""),
+])
+def test_a_child_trial_exit_status_stops_the_search_or_fails_the_trial_alone(tmp_path, code, tail, raised, message):
+    import keras_tuner as kt
+
+    raised = getattr(kt.errors, raised) if isinstance(raised, str) else raised
+    with pytest.raises(raised, match=message):
+        tuning.check_child(code, tail, "7", tmp_path / "trial_7")
+    tuning.check_child(0, tail, "7", tmp_path / "trial_7")  # success raises nothing
+
+
+@pytest.mark.slow
+def test_a_user_error_in_a_child_trial_stops_the_search_with_its_one_line(tmp_path):
+    raw = _raw(max_trials=2, epochs=1, isolate=True)
+    raw["data"] = {**raw["data"], "name": "folder", "path": str(tmp_path / "no_such_folder")}
+    cfg, tune = config_module.tune_from_dict(raw, "t")
+    with pytest.raises(tuning.SearchError, match="trial 0 .*no_such_folder"):
+        tuning.search(cfg, tune, tmp_path / "search", verbose=0)
+    assert not (tmp_path / "search" / "trials" / "trial_0").exists()  # the child removed its fresh run dir
+    assert not list((tmp_path / "search" / "trials").glob(".*.yaml"))  # the trial's config file is gone
+
+
 def test_a_missing_objective_stops_the_search_with_one_clear_error(tmp_path):
     raw = _raw(max_trials=2, epochs=1, objective="fid", direction="min")
     cfg, tune = config_module.tune_from_dict(raw, "t")
@@ -238,7 +270,7 @@ def test_hypermodel_refuses_a_space_the_config_does_not_have():
 # ------------------------------------------------------------------- CLI
 @pytest.mark.slow
 def test_cli_tune_under_mirrored_strategy_and_its_errors(tmp_path):
-    path = _write(tmp_path, max_trials=2, epochs=1)
+    path = _write(tmp_path, max_trials=2, epochs=1, isolate=True)  # mirrored trials in child processes
     out = tmp_path / "search"
     done = _cli("tune", path, "--run-dir", out, "--set", "train.strategy=mirrored", "train.cpu_devices=2")
     assert done.returncode == 0, done.stderr[-2000:]
