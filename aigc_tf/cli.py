@@ -20,6 +20,7 @@ from aigc_tf.tasks.base import positive
 
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
+# Also: aigc_tf.distribute.EXIT_WORKER_LOST (4) and EXIT_PREEMPTED (143).
 
 
 def _verbose(flag: bool) -> bool:
@@ -62,9 +63,10 @@ def _quiet_stderr(quiet: bool):
         captured.close()
 
 
-def start_tensorflow(verbose: bool = False, cpu_devices: int = 1) -> None:
+def start_tensorflow(verbose: bool = False, cpu_devices: int = 1, multi_worker: bool = False) -> None:
     """Import TensorFlow and set up its devices (``cpu_devices`` logical CPUs for a
-    mirrored run without a GPU), quietly unless ``verbose``."""
+    mirrored run without a GPU; the cluster of ``TF_CONFIG`` for a multi-worker
+    run), quietly unless ``verbose``."""
     quiet = not _verbose(verbose)
     if quiet:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -73,6 +75,11 @@ def start_tensorflow(verbose: bool = False, cpu_devices: int = 1) -> None:
 
         from aigc_tf.training import configure_cpu_devices
 
+        if multi_worker:
+            from aigc_tf import distribute
+
+            # Collectives are configured when the strategy is created, before any other op.
+            distribute.multi_worker_strategy()
         # Logical CPU devices must exist before TensorFlow runs its first op.
         configure_cpu_devices(cpu_devices)
         tf.config.list_logical_devices()
@@ -85,17 +92,56 @@ def _default_run_dir(config_path: str) -> Path:
 def cmd_train(args) -> int:
     from aigc_tf.config import load_config
 
-    cfg = load_config(args.config, [item for group in (args.set or []) for item in group])
+    overrides = [item for group in (args.set or []) for item in group]
+    if args.workers is not None:
+        overrides.append("train.strategy=multi_worker")
+    cfg = load_config(args.config, overrides)
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args.config)
-    from aigc_tf.run_dir import prepare_run_dir
+    from aigc_tf.run_dir import is_chief, prepare_run_dir
 
-    prepare_run_dir(run_dir, cfg, args.resume, write=False)  # refuse a bad run directory before TensorFlow starts
-    start_tensorflow(args.verbose, cfg.train.cpu_devices if cfg.train.strategy == "mirrored" else 1)
+    if is_chief():  # a worker of a cluster takes the chief's word about the run directory
+        prepare_run_dir(run_dir, cfg, args.resume, write=False)  # refuse a bad run directory before TensorFlow starts
+    if args.workers is not None:
+        return _launch_workers(args, cfg, run_dir)
+    multi = cfg.train.strategy == "multi_worker"
+    if multi:
+        from aigc_tf.distribute import cluster_from_env
+
+        cluster_from_env()  # a missing or malformed TF_CONFIG answers now
+    start_tensorflow(args.verbose, cfg.train.cpu_devices if cfg.train.strategy == "mirrored" else 1, multi_worker=multi)
     from aigc_tf.training import train
 
     train(cfg, run_dir, resume=args.resume)
-    print(f"Finished: {run_dir} (model.keras, samples/, history.json)")
+    if is_chief():
+        print(f"Finished: {run_dir} (model.keras, samples/, history.json)")
     return 0
+
+
+def _launch_workers(args, cfg, run_dir: Path) -> int:
+    """``aigc-tf train CONFIG --workers N``: this command, as N local workers of one cluster."""
+    from aigc_tf import distribute
+
+    if os.environ.get("TF_CONFIG"):
+        raise UserError("--workers starts a local cluster, but TF_CONFIG is already set (this process is a worker of "
+                        "one); drop --workers, or unset TF_CONFIG")
+    argv = ["train", str(args.config), "--run-dir", str(run_dir)]
+    argv += ["--set", *[item for group in (args.set or []) for item in group], "train.strategy=multi_worker"]
+    if args.resume:
+        argv.append("--resume")
+    if _verbose(args.verbose):
+        argv.append("--verbose")
+    print(f"Training {run_dir} on {args.workers} local workers (train.strategy=multi_worker, global batch "
+          f"data.batch_size={cfg.data.batch_size})", flush=True)
+    code = distribute.launch(argv, args.workers, grace=args.grace)
+    if code == 0:
+        print(f"Finished: {run_dir} (model.keras, samples/, history.json)")
+    elif code == distribute.EXIT_PREEMPTED:
+        print(f"aigc-tf: the workers saved a checkpoint and stopped; rerun the same command to resume {run_dir}",
+              file=sys.stderr)
+    else:
+        print(f"aigc-tf: the cluster stopped (status {code}); rerun the same command to resume {run_dir} from its "
+              "last checkpoint", file=sys.stderr)
+    return code
 
 
 def cmd_sample(args) -> int:
@@ -203,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override config keys, e.g. --set train.epochs=5 data.batch_size=32 (repeatable)")
     p.add_argument("--run-dir", help="run directory (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="train a finished run further (with a larger train.epochs)")
+    p.add_argument("--workers", type=positive, metavar="N",
+                   help="train on N local worker processes (train.strategy=multi_worker, TF_CONFIG on 127.0.0.1)")
+    p.add_argument("--grace", type=float, default=60.0, metavar="SECONDS",
+                   help="with --workers: how long the others may take to stop after one fails, or to save after "
+                        "SIGTERM, before they are killed (default 60)")
     _verbose_option(p)
     p.set_defaults(func=cmd_train)
 
@@ -259,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"train needs one CONFIG file (items after --set are KEY=VALUE); got {paths or 'none'}")
         args.config = paths[0]
         args.set = [[item for item in group if item != paths[0]] for group in args.set]
+    from aigc_tf.distribute import EXIT_PREEMPTED, EXIT_WORKER_LOST, Preempted, WorkerLost
     from aigc_tf.training import TrainingDiverged
 
     try:
@@ -268,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as exc:
         print(f"aigc-tf: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
+    except Preempted as exc:
+        print(f"aigc-tf: {exc}", file=sys.stderr)
+        return EXIT_PREEMPTED
+    except WorkerLost as exc:
+        print(f"aigc-tf: {exc}", file=sys.stderr)
+        return EXIT_WORKER_LOST
     except UserError as exc:
         print(f"aigc-tf: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -30,7 +30,8 @@ import yaml
 
 from aigc_tf.errors import ConfigError
 
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 ALGORITHMS = ("random", "hyperband", "bayesian")
 SAMPLINGS = ("linear", "log", "reverse_log")
 DIRECTIONS = ("min", "max")
@@ -50,6 +51,9 @@ class DataConfig:
     max_examples: int | None = None
     data_dir: str | None = None
     download: bool = True
+    # A tf.data service dispatcher (grpc://HOST:PORT) that runs the training
+    # pipeline on its workers; null: the trainer runs it (README: Distribution).
+    service: str | None = None
 
 
 # Release 0.1.0 had one flat data section; its run directories record every key
@@ -66,10 +70,15 @@ class TrainConfig:
     """How long and how to train, and what a run directory records."""
 
     epochs: int = 10
+    # default (one device), mirrored (this machine's GPUs or logical CPUs), or
+    # multi_worker (a cluster described by TF_CONFIG; `aigc-tf train --workers N`).
     strategy: str = "default"
     # Logical CPU devices to split the CPU into for `strategy: mirrored` when
     # no GPU is present (a way to exercise data parallelism on a laptop).
     cpu_devices: int = 1
+    # float32, or mixed_float16 / mixed_bfloat16 (layers compute in 16 bits,
+    # variables, logits and losses stay float32; float16 scales each loss).
+    precision: str = "float32"
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
@@ -239,6 +248,15 @@ def _check_values(cfg: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: train.strategy must be one of {', '.join(STRATEGIES)}, got {t.strategy!r}"
         )
+    if t.precision not in PRECISIONS:
+        raise ConfigError(f"{source}: train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
+    if d.service is not None:
+        from aigc_tf.distribute import service_address
+
+        try:
+            service_address(d.service)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     positive = {
         "train.epochs": t.epochs,
         "train.cpu_devices": t.cpu_devices,
@@ -402,6 +420,9 @@ class TuneConfig:
     initial_points: int | None = None
     # Seed of the search algorithm; null: the config's seed.
     seed: int | None = None
+    # Train each trial in a child process (`aigc-tf train`), so memory stays flat across trials
+    # (TensorFlow keeps each trial's traced graphs alive in the process; clear_session does not free them).
+    isolate: bool = True
 
 
 def _space_values(key: str, spec: Any, where: str) -> tuple[str, list]:
@@ -420,9 +441,6 @@ def _space_values(key: str, spec: Any, where: str) -> tuple[str, list]:
         if not isinstance(values, list) or not values or len({type(v) for v in values}) != 1 \
                 or not isinstance(values[0], (int, float, str, bool)) or len(set(values)) != len(values):
             raise ConfigError(f"{where}: choice must be a list of distinct values of one type (numbers, strings "
-    # Train each trial in a child process (`aigc-tf train`), so memory stays flat across trials
-    # (TensorFlow keeps each trial's traced graphs alive in the process; clear_session does not free them).
-    isolate: bool = True
                               f"or booleans), got {values!r}")
         if set(spec) - {"choice"}:
             raise ConfigError(f"{where}: step and sampling are for int and float ranges, not choice")

@@ -4,7 +4,8 @@ A run directory holds::
 
     config.yaml          the resolved config (every default filled in)
     samples/             epoch_0001.png / .txt, ... the family's samples per epoch
-    checkpoints/         last.keras (model + every optimizer) and state.json
+    checkpoints/         last.keras (model + every optimizer) and state.json (epochs done;
+                         steps done in the next epoch when a preempted run saved mid-epoch)
     logs/                TensorBoard event files
     history.json         metrics per epoch (losses, validation, seconds)
     history.png          the same as curves
@@ -35,6 +36,9 @@ FINAL_MODEL = "model.keras"
 RESUMABLE_KEYS = {
     "train.epochs", "train.verbose", "train.sample_every", "train.quality_every", "train.quality_samples",
     "train.sample_prompt", "train.sample_max_new_tokens", "train.sample_temperature",
+    # Where it runs: the global batch and the arithmetic are the same on one device,
+    # several, or several workers, so a run may move (e.g. resume a cluster's run on one machine).
+    "train.strategy", "train.cpu_devices",
 }
 # What `train` itself writes before the first checkpoint exists.
 OWN_ENTRIES = {"config.yaml", "logs", "samples", "history.json", "checkpoints"}
@@ -55,8 +59,13 @@ def truncate_history(history: dict, last_epoch: int) -> dict:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
+    write_text_atomic(path, json.dumps(obj, indent=2))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary name, then rename: a reader (another worker) sees all or nothing."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -79,6 +88,14 @@ def read_state(run_dir: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         raise RunDirError(f"{path} is corrupt; delete the run directory or pass --run-dir NEW") from None
+
+
+def resume_point(run_dir: Path) -> tuple[int, int]:
+    """``(epochs done, steps done in the next epoch)`` of the run's last checkpoint (``(0, 0)``: none)."""
+    state = read_state(run_dir)
+    if state is None:
+        return 0, 0
+    return int(state["epochs_done"]), int(state.get("steps_done", 0))
 
 
 def load_run_config(run_dir: str | Path) -> Config:
@@ -113,14 +130,14 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, write: bool = True
                 _check_same_config(run_dir, cfg)
         if write:
             run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.dump(run_dir / "config.yaml")
+            _dump_config(cfg, run_dir)
         return 0
     _check_same_config(run_dir, cfg)
     done = int(state["epochs_done"])
     if state.get("finished") and done == cfg.train.epochs and not (run_dir / FINAL_MODEL).is_file():
         # Stopped after its last checkpoint but before model.keras appeared: finish it.
         if write:
-            cfg.dump(run_dir / "config.yaml")
+            _dump_config(cfg, run_dir)
         return done
     if state.get("finished") and not resume:
         raise RunDirError(
@@ -138,8 +155,12 @@ def prepare_run_dir(run_dir: Path, cfg: Config, resume: bool, write: bool = True
             f"pass --set train.epochs={done} or more"
         )
     if write:
-        cfg.dump(run_dir / "config.yaml")
+        _dump_config(cfg, run_dir)
     return done
+
+
+def _dump_config(cfg: Config, run_dir: Path) -> None:
+    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 def _check_same_config(run_dir: Path, cfg: Config) -> None:
@@ -214,20 +235,33 @@ class RunWriter:
         if self.active:
             target = self.path(relative)
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.stem + ".tmp.keras")
+            tmp = target.with_name(f"{target.stem}.tmp{os.getpid()}.keras")
             model.save(tmp)
             os.replace(tmp, target)
 
-    def checkpoint(self, model, epochs_done: int) -> None:
+    def checkpoint(self, model, epochs_done: int, steps_done: int = 0) -> None:
+        """The model with every optimizer, then the state: ``epochs_done`` epochs and, for a
+        checkpoint saved mid-epoch (preemption), ``steps_done`` steps of the next one."""
         self.save_model(model, f"checkpoints/{LAST_CHECKPOINT}")
-        self.json(f"checkpoints/{STATE_FILE}", {"epochs_done": epochs_done, "finished": False})
+        state = {"epochs_done": epochs_done, "finished": False}
+        if steps_done:
+            state["steps_done"] = steps_done
+        self.json(f"checkpoints/{STATE_FILE}", state)
 
     def finish(self, model, epochs: int) -> None:
         self.save_model(model, FINAL_MODEL)
         self.json(f"checkpoints/{STATE_FILE}", {"epochs_done": epochs, "finished": True})
 
     def samples(self, write) -> None:
-        """Run ``write(samples_dir)`` on the chief."""
+        """Run ``write(samples_dir)`` on the chief. Under a multi-worker strategy ``write``
+        must not run collectives (``fit``/``evaluate``/``predict`` of the training model, ``strategy.run``):
+        the other workers are not there to join them."""
         if self.active:
             (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
             write(self.run_dir / "samples")
+
+    def plot_history(self, history: dict) -> None:
+        if self.active and history.get("epoch"):
+            from aigc_tf import viz
+
+            viz.plot_history(history, self.path("history.png"))

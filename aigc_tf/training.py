@@ -7,12 +7,14 @@ are in :mod:`aigc_tf.run_dir`, the callbacks in :mod:`aigc_tf.callbacks`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import types
 from pathlib import Path
 
 from aigc_tf.config import Config
+from aigc_tf.distribute import Preempted, WorkerLost  # noqa: F401  (re-exported)
 from aigc_tf.errors import ConfigError, RunDirError, UserError
 from aigc_tf.run_dir import (  # noqa: F401  (re-exported: the public names of a run directory)
     FINAL_MODEL,
@@ -23,6 +25,7 @@ from aigc_tf.run_dir import (  # noqa: F401  (re-exported: the public names of a
     load_run_config,
     prepare_run_dir,
     read_state,
+    resume_point,
     truncate_history,
 )
 
@@ -52,16 +55,38 @@ def configure_cpu_devices(count: int) -> None:
 
 def resolve_strategy(name: str, cpu_devices: int = 1):
     """``default`` -> the default (one device) strategy; ``mirrored`` -> all GPUs,
-    or ``cpu_devices`` logical CPUs when there is no GPU."""
+    or ``cpu_devices`` logical CPUs when there is no GPU; ``multi_worker`` -> the
+    cluster of ``TF_CONFIG`` (:func:`aigc_tf.distribute.multi_worker_strategy`)."""
     import tensorflow as tf
 
     if name == "default":
         return tf.distribute.get_strategy()
+    if name == "multi_worker":
+        from aigc_tf import distribute
+
+        return distribute.multi_worker_strategy()
     if tf.config.list_physical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     configure_cpu_devices(cpu_devices)
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices=devices)
+
+
+@contextlib.contextmanager
+def precision_policy(name: str):
+    """Keras' global dtype policy set to ``name`` (``train.precision``) inside the block.
+
+    Layers take their policy when they are built, and a saved model records
+    each layer's, so the policy is needed only while a model is built.
+    """
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def load_data(cfg: Config, seed_offset: int = 0, model=None, vocabulary: list | None = None):
@@ -109,7 +134,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, callbacks: lis
     try:
         return _train(cfg, run_dir, resume, callbacks)
     except UserError as exc:
-        if fresh and not isinstance(exc, TrainingDiverged) and not (run_dir / "checkpoints").exists():
+        if fresh and RunWriter(run_dir).active and not isinstance(exc, TrainingDiverged) \
+                and not (run_dir / "checkpoints").exists():
             import shutil
 
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -117,19 +143,29 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False, callbacks: lis
 
 
 def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
-    from aigc_tf.callbacks import run_callbacks
+    from aigc_tf import distribute
+    from aigc_tf.callbacks import PreemptionCheckpoint, run_callbacks
+    from aigc_tf.models import common
 
     task = task_of(cfg)
-    initial_epoch = prepare_run_dir(run_dir, cfg, resume)
+    writer = RunWriter(run_dir)
+    # The strategy first: a multi-worker one must exist before TensorFlow runs anything.
+    strategy = resolve_strategy(cfg.train.strategy, cfg.train.cpu_devices)
+    multi = distribute.is_multi_worker(strategy)
+    # Only the chief looks at (and writes) the run directory; the workers take its word.
+    initial_epoch = prepare_run_dir(run_dir, cfg, resume, write=True) if writer.active else 0
+    steps_done = resume_point(run_dir)[1] if writer.active and read_state(run_dir) else 0
+    if multi:
+        initial_epoch, steps_done = distribute.agree(strategy, [initial_epoch, steps_done])
 
     import keras
     import tensorflow as tf
 
-    strategy = resolve_strategy(cfg.train.strategy, cfg.train.cpu_devices)
     replicas = strategy.num_replicas_in_sync
     if cfg.data.batch_size % replicas:
         raise ConfigError(
-            f"data.batch_size={cfg.data.batch_size} must be divisible by the {replicas} replicas of train.strategy=mirrored"
+            f"data.batch_size={cfg.data.batch_size} must be divisible by the {replicas} replicas of "
+            f"train.strategy={cfg.train.strategy}"
         )
     keras.utils.set_random_seed(cfg.seed + initial_epoch)
     if cfg.train.deterministic:
@@ -137,12 +173,35 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
     # The data first, so a bad dataset fails before anything slow is prepared.
     # A resumed run gets a different shuffle seed so it does not replay epoch 1's order.
     data = load_data(cfg, seed_offset=initial_epoch)
-    with strategy.scope():
-        if initial_epoch:
-            model = load_model(run_dir / "checkpoints" / LAST_CHECKPOINT)
-            print(f"Resuming {run_dir} after epoch {initial_epoch} of {cfg.train.epochs}", flush=True)
+    steps_per_epoch = cfg.train.steps_per_epoch
+    if cfg.data.service:
+        # An endless stream from the service: an epoch is a number of steps.
+        steps_per_epoch = steps_per_epoch or _batches(data.train)
+        data.train = distribute.through_service(data.train, cfg.data.service, distribute.job_name(cfg, initial_epoch))
+    resumed = bool(initial_epoch or steps_done)
+    checkpoint = run_dir / "checkpoints" / LAST_CHECKPOINT
+    saved = None
+    if resumed and multi and writer.active:
+        # Read outside the strategy: loading into its variables would run collectives
+        # the other workers (which cannot read this disk) do not join.
+        saved = load_model(checkpoint)
+    with strategy.scope(), precision_policy(cfg.train.precision):
+        if resumed and not multi:
+            model = load_model(checkpoint)
         else:
+            # Under multi_worker every worker builds the model the same way (variables are
+            # created in the same order) and takes the chief's values, whatever its own disk holds.
             model = task.build_model(cfg, data)
+            if saved is not None:
+                distribute.copy_state(saved, model, checkpoint)
+        if multi:
+            distribute.broadcast_from_chief(strategy, model)
+    if resumed:
+        where = f"after epoch {initial_epoch}" + (f" and {steps_done} steps" if steps_done else "")
+        print(f"Resuming {run_dir} {where} of {cfg.train.epochs}", flush=True)
+    if cfg.train.precision != "float32" and not common.supports_mixed_precision(model):
+        raise ConfigError(f"model {cfg.model['name']!r} does not support train.precision={cfg.train.precision} "
+                          "(its train step does not scale its loss or keep its losses in float32); use float32")
     task.check_model(cfg, model)
     # Only now, with data and model known to be good: it may train the FID classifier.
     quality = task.quality_callback(cfg)
@@ -151,26 +210,39 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
         # change the random state training starts from (the pipeline's seeds and
         # the model's weights were fixed above).
         keras.utils.set_random_seed(cfg.seed + initial_epoch)
-    history = json.loads((run_dir / "history.json").read_text()) if initial_epoch else {}
-    if initial_epoch:
+    history = json.loads((run_dir / "history.json").read_text()) if resumed and writer.active else {}
+    if resumed:
         # Drop anything logged after the checkpoint (an epoch interrupted mid-save).
         history = truncate_history(history, initial_epoch)
-    writer = RunWriter(run_dir)
     guard, own_callbacks = run_callbacks(task, cfg, writer, history, quality)
-    verbose = cfg.train.verbose
+    preemption = PreemptionCheckpoint(writer, distribute.AnyWorker(strategy) if multi else None)
+    verbose = cfg.train.verbose if writer.active else 0  # a worker's progress is the chief's
     if verbose == 1 and not sys.stdout.isatty():
         verbose = 2  # one line per epoch in logs and CI instead of a redrawn bar
     validation = data.test if (cfg.train.validate and data.test is not None) else None
-    model.fit(  # with initial_epoch == epochs (only the final save was missing) this is a no-op
-        data.train,
-        epochs=cfg.train.epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=cfg.train.steps_per_epoch,
-        validation_data=validation,
-        callbacks=own_callbacks + list(callbacks or []),
-        verbose=verbose,
-        shuffle=False,  # the tf.data pipeline already shuffles
-    )
+    fit = dict(validation_data=validation, callbacks=[preemption, *own_callbacks, *(callbacks or [])],
+               verbose=verbose, shuffle=False)  # shuffle: the tf.data pipeline already does
+    try:
+        with preemption, distribute.keras_fit(model, strategy):
+            if steps_done:
+                # The rest of the epoch the checkpoint was saved in, from a fresh shuffle.
+                total = steps_per_epoch or _batches(data.train)
+                preemption.step_offset = steps_done
+                model.fit(data.train, epochs=initial_epoch + 1, initial_epoch=initial_epoch,
+                          steps_per_epoch=max(total - steps_done, 1) if total else None, **fit)
+                preemption.step_offset = 0
+                initial_epoch += 1
+            if guard.bad is None:
+                # With initial_epoch == epochs (only the final save was missing) this is a no-op.
+                model.fit(data.train, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
+                          steps_per_epoch=steps_per_epoch, **fit)
+    except tf.errors.OpError as exc:
+        if multi and distribute.lost_worker_error(exc):
+            done = resume_point(run_dir)[0] if writer.active else "the chief's last"
+            first = str(exc).strip().splitlines()[0][:200]
+            raise WorkerLost(f"a worker of the cluster stopped ({type(exc).__name__}: {first}); the checkpoint of "
+                             f"epoch {done} is kept; rerun the same command on every worker to resume") from None
+        raise
     if guard.bad is not None:
         where, key, value = guard.bad
         done = (read_state(run_dir) or {}).get("epochs_done", 0)
@@ -179,8 +251,16 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
             f"(epoch {done}) is kept in {run_dir / 'checkpoints'}; lower train.learning_rate or try model.loss=hinge"
         )
     writer.finish(model, cfg.train.epochs)  # atomic: a model.keras that exists is always complete
-    if history.get("epoch") and writer.active:
-        from aigc_tf import viz
-
-        viz.plot_history(history, run_dir / "history.png")
+    writer.plot_history(history)
+    if multi:
+        # The workers leave together: one that exited while the chief still wrote would be reported as lost.
+        distribute.barrier(strategy)
     return model
+
+
+def _batches(dataset) -> int | None:
+    """Batches in one pass of ``dataset`` (None if TensorFlow cannot tell)."""
+    import tensorflow as tf
+
+    n = int(tf.data.experimental.cardinality(dataset))
+    return n if n > 0 else None

@@ -2,6 +2,8 @@
 overwrite, and stopping on NaN."""
 
 import json
+import os
+import signal
 
 import keras
 import numpy as np
@@ -240,3 +242,43 @@ def test_plot_history_leaves_the_matplotlib_backend_alone(tmp_path):
         assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         matplotlib.use(before)
+
+
+class SigtermAt(keras.callbacks.Callback):
+    """Send this process SIGTERM after a (0-based) batch of a (0-based) epoch, as a scheduler preempting it would."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at = (epoch, batch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_saves_mid_epoch_and_the_rerun_finishes_that_epoch_only(tmp_path):
+    """Preemption: the step in flight finishes, the checkpoint records epochs *and* steps, and the
+    rerun trains only the rest of that epoch: every optimizer (both of a GAN's) ends at exactly
+    epochs x steps, so no step was lost or repeated."""
+    cfg = tiny_config("dcgan", train={"epochs": 3})
+    run = tmp_path / "run"
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(training.Preempted) as stopped:
+        training.train(cfg, run, callbacks=[SigtermAt(epoch=1, batch=0)])
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is only installed during fit
+    # The signal arrived after step 1 of epoch 2; the check after step 2 saw it.
+    assert (stopped.value.epochs_done, stopped.value.steps_done) == (1, 2)
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert state == {"epochs_done": 1, "steps_done": 2, "finished": False}
+    saved = training.load_model(run / "checkpoints" / "last.keras")
+    assert int(saved.d_optimizer.iterations.numpy()) == int(saved.g_optimizer.iterations.numpy()) == 4 + 2
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1]
+
+    model = training.train(cfg, run)
+    assert int(model.d_optimizer.iterations.numpy()) == int(model.g_optimizer.iterations.numpy()) == 3 * 4
+    history = json.loads((run / "history.json").read_text())
+    assert history["epoch"] == [1, 2, 3]
+    assert json.loads((run / "checkpoints" / "state.json").read_text()) == {"epochs_done": 3, "finished": True}

@@ -1,5 +1,13 @@
 """Pieces every generative model here shares: batch unpacking, seeded noise
-that differs across replicas, loss scaling for ``tf.distribute``, optimizers.
+that differs across replicas, loss scaling for ``tf.distribute`` and for mixed
+precision, optimizers.
+
+Mixed precision (``train.precision``): a model built under a ``mixed_*`` Keras
+policy computes its layers in float16/bfloat16 and keeps float32 variables. Its
+train step keeps logits and losses in float32 (:func:`float32`), multiplies each
+loss by its own optimizer's loss scale (``optimizer.scale_loss``: 1 except for a
+``LossScaleOptimizer``) and applies gradients with :func:`apply_gradients`. A class
+that does all three sets ``mixed_precision = True`` next to its ``train_step``.
 """
 
 from __future__ import annotations
@@ -67,6 +75,71 @@ def uniform(shape, seed):
     return tf.random.stateless_uniform(shape, seed=tf.cast(seed, tf.int64))
 
 
+def float32(*tensors):
+    """``tensors`` with 16-bit floats cast to float32 (the logits and losses of a mixed-precision
+    model); float32 and float64 stay as they are. One tensor or a tuple."""
+    out = tuple(tf.cast(t, tf.float32) if t.dtype in (tf.float16, tf.bfloat16) else t for t in tensors)
+    return out[0] if len(out) == 1 else out
+
+
+def supports_mixed_precision(model) -> bool:
+    """Whether the class that defines ``model``'s ``train_step`` declares ``mixed_precision = True``.
+
+    Looked up on that class only: a subclass with a train step of its own does
+    not inherit the claim of the step it replaced.
+    """
+    for cls in type(model).__mro__:
+        if "train_step" in vars(cls):
+            return bool(vars(cls).get("mixed_precision", False))
+    return False
+
+
+def with_loss_scale(model, optimizer, name: str | None = None):
+    """``optimizer`` in a ``LossScaleOptimizer`` if ``model`` computes in float16 (one per optimizer)."""
+    if model.dtype_policy.name == "mixed_float16" and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return keras.optimizers.LossScaleOptimizer(optimizer, name=name)
+    return optimizer
+
+
+def apply_gradients(optimizer, grads, variables, clip_norm: float | None = None):
+    """Apply ``grads`` (of a loss multiplied by ``optimizer.scale_loss``) to ``variables``.
+
+    ``clip_norm`` clips the global norm of the gradient one device would see:
+    under a strategy the replicas first sum their gradients (an optimizer's own
+    ``clipnorm`` would clip each replica's share), the loss scale is taken out
+    before clipping and put back after, and each replica passes on ``1 /
+    replicas`` of the sum for the optimizer's own sum.
+
+    A ``LossScaleOptimizer`` decides to skip a step from the gradients of the
+    first replica of *its* process, before they are summed; with several
+    replicas a non-finite gradient in one replica would then either be applied
+    by the others or, across workers, leave some replicas in an all-reduce the
+    others skipped (a hang). So the replicas agree first: if any replica's
+    gradient is non-finite, every replica's becomes NaN and all skip the step.
+    """
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    if clip_norm:
+        grads = [tf.convert_to_tensor(g) for g in grads]  # embedding IndexedSlices -> dense
+        if replicas > 1:
+            grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        scale = tf.cast(optimizer.dynamic_scale, tf.float32) if scaled else None
+        if scaled:
+            grads = [g / tf.cast(scale, g.dtype) for g in grads]
+        grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+        if scaled:
+            grads = [g * tf.cast(scale, g.dtype) for g in grads]
+        if replicas > 1:
+            grads = [g / replicas for g in grads]
+    elif scaled and replicas > 1:
+        grads = [None if g is None else tf.convert_to_tensor(g) for g in grads]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None])
+        bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32))
+        grads = [None if g is None else tf.where(bad > 0, tf.constant(float("nan"), g.dtype), g) for g in grads]
+    optimizer.apply_gradients(zip(grads, variables, strict=True))
+
+
 def adam(learning_rate: float, beta_1: float = 0.5, beta_2: float = 0.999, name: str | None = None):
     return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, name=name)
 
@@ -87,7 +160,7 @@ def update_batch_means(trackers, values, batch_size):
     replica count) adds nothing instead of a NaN.
     """
     n = tf.cast(batch_size, tf.float32)
-    for tracker, value in zip(trackers, values):
+    for tracker, value in zip(trackers, values, strict=True):
         value = tf.where(n > 0, tf.cast(value, tf.float32), 0.0)
         tracker.update_state(value, sample_weight=n)
     return {m.name: m.result() for m in trackers}
@@ -117,13 +190,14 @@ class LatentSamplingMixin:
         z = tf.convert_to_tensor(z, tf.float32)
         if self.conditional:
             labels = self.default_labels(tf.shape(z)[0]) if labels is None else tf.convert_to_tensor(labels, tf.int32)
-        return self._images_from_latent(z, labels if self.conditional else None)
+        return float32(self._images_from_latent(z, labels if self.conditional else None))
 
 
 class SingleOptimizerMixin:
     """``compile`` with one optimizer (Adam 1e-3 by default), built at once
     inside the strategy scope so a checkpoint restores its slots, and saved
-    with the model's execution settings."""
+    with the model's execution settings. Under ``mixed_float16`` Keras wraps it
+    in a ``LossScaleOptimizer``."""
 
     def compile(self, optimizer=None, **kwargs):
         super().compile(optimizer=optimizer or adam(1e-3, beta_1=0.9), **kwargs)
@@ -145,11 +219,12 @@ class TwoOptimizerMixin:
     """``compile`` with a discriminator and a generator optimizer (Adam 2e-4,
     beta_1 0.5 by default, as in DCGAN), both built at once inside the
     strategy scope, and saved with the model's execution settings. The model
-    has ``generator`` and ``discriminator`` networks."""
+    has ``generator`` and ``discriminator`` networks. Under ``mixed_float16``
+    each optimizer gets its own ``LossScaleOptimizer`` (its own loss scale)."""
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        self.d_optimizer = d_optimizer or adam(2e-4, name="d_adam")
-        self.g_optimizer = g_optimizer or adam(2e-4, name="g_adam")
+        self.d_optimizer = with_loss_scale(self, d_optimizer or adam(2e-4, name="d_adam"), "d_loss_scale")
+        self.g_optimizer = with_loss_scale(self, g_optimizer or adam(2e-4, name="g_adam"), "g_loss_scale")
         super().compile(optimizer=self.g_optimizer, **kwargs)
         # Build both optimizers now, inside whatever strategy scope is active:
         # resume then restores both Adam states, and MirroredStrategy does not

@@ -25,6 +25,8 @@ class AdversarialTrainingMixin:
     """
 
     batch_key = "images"
+    # Logits and losses in float32, each loss scaled by its own optimizer (see models.common).
+    mixed_precision = True
 
     def _unpack(self, data):
         real, labels, noise = common.unpack_batch(data, self.batch_key)
@@ -58,7 +60,7 @@ class AdversarialTrainingMixin:
             z, labels = inputs[0], (inputs[1] if len(inputs) > 1 else None)
         else:
             z, labels = inputs, None
-        return self.sampling_generator(self._g_inputs(z, labels), training=training)
+        return common.float32(self.sampling_generator(self._g_inputs(z, labels), training=training))
 
     @property
     def sampling_generator(self):
@@ -73,7 +75,7 @@ class AdversarialTrainingMixin:
         """Discriminator logits; in training, after this call's own DiffAugment draw."""
         if training and self.augment_policy:
             images = diffaug.diff_augment(images, self.augment_policy, common.replica_seed(self.seed_generator))
-        return self.discriminator(self._d_inputs(images, labels), training=training)
+        return common.float32(self.discriminator(self._d_inputs(images, labels), training=training))
 
     def _real_fake_logits(self, images, fake, labels, training):
         """Logits of the real and the generated batch.
@@ -90,9 +92,10 @@ class AdversarialTrainingMixin:
             both = diffaug.diff_augment(both, self.augment_policy, common.replica_seed(self.seed_generator))
         if self._d_batch_norm:
             real, fake = tf.split(both, 2, axis=0)
-            return (self.discriminator(self._d_inputs(real, labels), training=training),
-                    self.discriminator(self._d_inputs(fake, labels), training=training))
-        return tf.split(self.discriminator(self._d_inputs(both, both_labels), training=training), 2, axis=0)
+            return common.float32(self.discriminator(self._d_inputs(real, labels), training=training),
+                                  self.discriminator(self._d_inputs(fake, labels), training=training))
+        both_logits = common.float32(self.discriminator(self._d_inputs(both, both_labels), training=training))
+        return tf.split(both_logits, 2, axis=0)
 
     def _d_loss(self, images, labels, fake, training):
         real_logits, fake_logits = self._real_fake_logits(images, fake, labels, training)
@@ -109,9 +112,9 @@ class AdversarialTrainingMixin:
         fake = tf.stop_gradient(fake)
         with tf.GradientTape() as tape:
             d_loss, real_logits, fake_logits = self._d_loss(images, labels, fake, True)
-            scaled = common.replica_scale(d_loss)
+            scaled = self.d_optimizer.scale_loss(common.replica_scale(d_loss))
         grads = tape.gradient(scaled, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables, strict=True))
+        common.apply_gradients(self.d_optimizer, grads, self.discriminator.trainable_variables)
         return d_loss, real_logits, fake_logits
 
     def train_step(self, data):
@@ -134,9 +137,9 @@ class AdversarialTrainingMixin:
             with tape.stop_recording():
                 d_loss, real_logits, fake_logits = self._d_update(images, labels, fake)
             g_loss = self._g_loss_fn(self._disc(fake, labels, True))
-            scaled = common.replica_scale(g_loss)
+            scaled = self.g_optimizer.scale_loss(common.replica_scale(g_loss))
         grads = tape.gradient(scaled, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables, strict=True))
+        common.apply_gradients(self.g_optimizer, grads, self.generator.trainable_variables)
         if self.ema_generator is not None:
             self._update_ema(batch)
         return self._update_metrics(d_loss, g_loss, real_logits, fake_logits)

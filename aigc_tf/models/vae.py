@@ -20,6 +20,8 @@ class ELBOTrainingMixin:
     (binarisation)."""
 
     batch_key = "images"
+    # The ELBO in float32, scaled by the optimizer's loss scale (see models.common).
+    mixed_precision = True
 
     def _init_elbo_state(self, seed):
         """The model's noise generator and the loss / reconstruction / KL trackers."""
@@ -51,17 +53,17 @@ class ELBOTrainingMixin:
         images, labels, noise = common.unpack_batch(data, self.batch_key)
         images = self._training_input(images)
         with tf.GradientTape() as tape:
-            recon, kl = self.elbo_terms(images, labels, noise, training=True)
+            recon, kl = common.float32(*self.elbo_terms(images, labels, noise, training=True))
             loss = tf.reduce_mean(recon + self.beta * kl)
-            scaled = common.replica_scale(loss)
+            scaled = self.optimizer.scale_loss(common.replica_scale(loss))
         grads = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        common.apply_gradients(self.optimizer, grads, self.trainable_variables)
         return self._update_metrics(loss, recon, kl)
 
     def test_step(self, data):
         images, labels, noise = common.unpack_batch(data, self.batch_key)
         images = self._training_input(images)
-        recon, kl = self.elbo_terms(images, labels, noise, training=False)
+        recon, kl = common.float32(*self.elbo_terms(images, labels, noise, training=False))
         return self._update_metrics(tf.reduce_mean(recon + self.beta * kl), recon, kl)
 
     def _update_metrics(self, loss, recon, kl):
@@ -148,11 +150,11 @@ class VAE(ELBOTrainingMixin, common.LatentSamplingMixin, common.SingleOptimizerM
 
     # ------------------------------------------------------------ inference
     def encode(self, images, labels=None):
-        """Posterior parameters ``(mean, log_var)``, each ``(batch, latent_dim)``."""
-        return self.encoder(self._with_labels(images, labels), training=False)
+        """Posterior parameters ``(mean, log_var)``, each ``(batch, latent_dim)``, float32."""
+        return common.float32(*self.encoder(self._with_labels(images, labels), training=False))
 
     def decode_logits(self, z, labels=None, training=False):
-        return self.decoder(self._with_labels(z, labels), training=training)
+        return common.float32(self.decoder(self._with_labels(z, labels), training=training))
 
     def decode(self, z, labels=None):
         """Bernoulli means (pixel intensities in [0, 1]) for latents ``z``."""
@@ -169,14 +171,14 @@ class VAE(ELBOTrainingMixin, common.LatentSamplingMixin, common.SingleOptimizerM
     def call(self, inputs, training=False):
         """Reconstruction through a posterior sample; ``inputs`` are images or ``[images, labels]``."""
         images, labels = (inputs[0], inputs[1]) if isinstance(inputs, (list, tuple)) else (inputs, None)
-        mean, log_var = self.encoder(self._with_labels(images, labels), training=training)
+        mean, log_var = common.float32(*self.encoder(self._with_labels(images, labels), training=training))
         z = self.reparameterize(mean, log_var)
         return tf.sigmoid(self.decode_logits(z, labels, training))
 
     # ------------------------------------------------------------- training
     def elbo_terms(self, images, labels=None, eps=None, training=False):
-        """Per-example ``(reconstruction NLL, KL)`` in nats, one posterior sample."""
-        mean, log_var = self.encoder(self._with_labels(images, labels), training=training)
+        """Per-example ``(reconstruction NLL, KL)`` in nats, one posterior sample (float32)."""
+        mean, log_var = common.float32(*self.encoder(self._with_labels(images, labels), training=training))
         z = self.reparameterize(mean, log_var, eps)
         logits = self.decode_logits(z, labels, training)
         return losses.bernoulli_nll(images, logits), losses.gaussian_kl(mean, log_var)
