@@ -390,22 +390,35 @@ def decode_prompted(
     top_p: tf.Tensor,
     seeds: tf.Tensor,
     banned_ids: tuple[int, ...] = (),
+    start: int | tf.Tensor = 0,
+    stop_sequence: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Continue each row's prompt; returns int32 (batch, max(max_new_tokens)).
 
     ``prompt`` is int32 (batch, P), right-padded; ``prompt_len`` (batch,) >= 1
     counts each row's real tokens. Rows may differ in length: the loop feeds
-    position ``t`` of every row at step ``t`` (so ``initial_state`` is the state
-    *before* the first prompt token), and while ``t + 1`` is still inside a
-    row's prompt the next token is the prompt's own (teacher forcing), not a
-    sample. Prompts therefore go through the same ``step_fn`` as generated
-    tokens: an LSTM's state or a Transformer's key/value cache is filled one
-    token at a time.
+    position ``t`` of every row at step ``t``, and while ``t + 1`` is still
+    inside a row's prompt the next token is the prompt's own (teacher
+    forcing), not a sample. Prompts therefore go through the same ``step_fn``
+    as generated tokens: an LSTM's state or a Transformer's key/value cache is
+    filled one token at a time.
+
+    ``start``: the first position fed. ``initial_state`` is the state after
+    ``prompt[:, :start]`` (0: before the first prompt token). A model that can
+    read ``start = min(prompt_len) - 1`` prompt tokens in one batched call
+    (prefill) passes that state, and only the part of longer prompts beyond
+    the shortest goes through ``step_fn``; the tokens are the same.
 
     The ``g``-th new token of row ``i`` is drawn with :func:`sample_rows` from
     ``(seeds[i], g)``, so it does not depend on the other rows, their prompt
     lengths or the batch size. ``banned_ids`` (padding, unknown) are never
     generated. Positions after a row's own ``max_new_tokens`` are 0.
+
+    ``stop_sequence``: int (m,) token ids, or None. A row whose new tokens
+    come to end with it stops: the sequence and everything after it are 0 in
+    the output, and the loop ends early once every row has stopped or has all
+    its tokens. (A match must lie within the new tokens, not reach back into
+    the prompt.)
     """
     prompt = tf.cast(prompt, tf.int32)
     prompt_len = tf.cast(prompt_len, tf.int32)
@@ -415,8 +428,22 @@ def decode_prompted(
     buf = tf.pad(prompt, tf.stack([[0, 0], tf.stack([0, n_max])]))
     steps = tf.reduce_max(prompt_len + max_new) - 1
     state = _to_tensors(initial_state)
+    if not (_is_number(start) and start == 0):
+        in_prompt = tf.debugging.assert_less(
+            tf.cast(start, tf.int32), tf.reduce_min(prompt_len), message="decode_prompted: start must be inside every prompt"
+        )
+        with tf.control_dependencies([in_prompt]):
+            start = tf.identity(start)
+    start = tf.cast(start, tf.int32)
+    if stop_sequence is not None:
+        stop_sequence = tf.cast(tf.reshape(stop_sequence, [-1]), tf.int32)
+        m = stop_sequence.shape[0]
+        if m is None or m < 1:
+            raise ValueError("stop_sequence must have a static length of at least 1")
+    # cut[i]: output positions >= cut[i] are 0 (max_new_tokens, or where the stop sequence began).
+    cut = max_new
 
-    def body(t, buf, state):
+    def body(t, buf, state, cut):
         tokens = tf.gather(buf, t, axis=1)
         logits, state = step_fn(tokens, state)
         logits = tf.cast(logits, tf.float32)
@@ -428,13 +455,26 @@ def decode_prompted(
         nxt = sample_rows(logits, seeds, g, temperature=temperature, top_k=top_k, top_p=top_p)
         forced = tf.gather(buf, tf.minimum(t + 1, width - 1), axis=1)
         nxt = tf.where(g < 0, forced, nxt)
-        return t + 1, _write_column(buf, t + 1, nxt), state
+        buf = _write_column(buf, t + 1, nxt)
+        if stop_sequence is not None:
+            # The last m tokens of each row, positions t + 2 - m .. t + 1: (batch, m).
+            cols = tf.maximum(t + 2 - m + tf.range(m), 0)
+            window = tf.gather(buf, cols, axis=1)
+            hit = tf.reduce_all(tf.equal(window, stop_sequence[None, :]), axis=1)
+            hit &= (g >= m - 1) & (g < cut)
+            cut = tf.where(hit, g - (m - 1), cut)
+        return t + 1, buf, state, cut
 
-    loop_vars = (tf.constant(0), buf, state)
-    _, buf, _ = tf.while_loop(
-        lambda t, *_: t < steps, body, loop_vars,
-        shape_invariants=tf.nest.map_structure(_loop_invariant, loop_vars),
+    def cond(t, buf, state, cut):
+        if stop_sequence is None:
+            return t < steps
+        finished = (t + 1 - prompt_len >= max_new) | (cut < max_new)
+        return (t < steps) & ~tf.reduce_all(finished)
+
+    loop_vars = (start, buf, state, cut)
+    _, buf, _, cut = tf.while_loop(
+        cond, body, loop_vars, shape_invariants=tf.nest.map_structure(_loop_invariant, loop_vars),
     )
     cols = tf.range(n_max)[None, :]
     out = tf.gather(buf, tf.minimum(prompt_len[:, None] + cols, width - 1), batch_dims=1)
-    return tf.where(cols < max_new[:, None], out, 0)
+    return tf.where(cols < cut[:, None], out, 0)

@@ -382,7 +382,7 @@ def test_wide_beam_is_exhaustive_search(alpha):
     is per beam, so this also checks that it is re-gathered from the parents."""
     rng = np.random.default_rng(3)
     log_table = np.log(rng.dirichlet(np.full(3, 0.7), size=(3, 3))).astype(np.float32)
-    prev, first = (np.array(x, np.int32) for x in zip(*itertools.product(range(3), repeat=2)))
+    prev, first = (np.array(x, np.int32) for x in zip(*itertools.product(range(3), repeat=2), strict=True))
     tokens, scores = sampling.beam_search(
         trigram_step(log_table), tf.constant(prev), tf.constant(first), 4, beam_width=27, length_penalty=alpha,
         eos_id=0,
@@ -501,3 +501,99 @@ def test_decode_prompted_rows_do_not_depend_on_other_rows_prompt_lengths():
     assert run([[5, 6, 7, 2, 3]], [5], [12]).tolist() == batch[1:].tolist()
     assert (batch != 0).all()  # banned id 0 never generated
     assert run([[3, 4]], [2], [13]).tolist() != batch[:1].tolist()  # another seed, another text
+
+
+def _history_step(table):
+    """step_fn whose logits depend on every token fed so far: the state is a per-row
+    hash of the history, ``h' = (3 h + token) mod 8``, and the logits are ``table[h']``."""
+    table = tf.constant(table, tf.float32)
+
+    def step_fn(tokens, h):
+        h = (3 * h + tokens) % 8
+        return tf.gather(table, h), h
+
+    return step_fn
+
+
+def test_decode_prompted_from_a_prefilled_state_gives_the_same_tokens_with_fewer_steps():
+    table = np.random.default_rng(5).standard_normal((8, 6)).astype("float32")
+    step_fn = _history_step(table)
+    prompt = np.array([[2, 3, 4, 5, 0], [4, 4, 2, 0, 0], [5, 2, 3, 4, 2]], np.int32)
+    lengths = np.array([4, 3, 5], np.int32)
+    calls = []
+
+    def counted(tokens, h):
+        calls.append(1)
+        return step_fn(tokens, h)
+
+    def run(start, h0):
+        calls.clear()
+        out = sampling.decode_prompted(
+            counted, tf.constant(h0), tf.constant(prompt), tf.constant(lengths), tf.constant([5, 7, 3]),
+            seeds=tf.constant([1, 2, 3]), banned_ids=(0, 1), start=start, **_rows(3, temperature=1.3),
+        ).numpy()
+        return out, len(calls)
+
+    reference, steps = run(0, np.zeros(3, np.int32))
+    # The state after the first `start` tokens of every row, computed by hand (what a prefill returns).
+    start = int(lengths.min()) - 1
+    h = np.zeros(3, np.int64)
+    for t in range(start):
+        h = (3 * h + prompt[:, t]) % 8
+    prefilled, fewer = run(start, h.astype(np.int32))
+    np.testing.assert_array_equal(prefilled, reference)
+    assert steps - fewer == start == 2
+    with pytest.raises(tf.errors.InvalidArgumentError, match="start must be inside every prompt"):
+        run(3, h.astype(np.int32))
+
+
+def _cut_at(tokens: np.ndarray, stop: list[int], max_new: int) -> np.ndarray:
+    """Reference: a row's tokens with everything from the first full occurrence of ``stop`` set to 0."""
+    out = tokens.copy()
+    m = len(stop)
+    for g in range(max_new - m + 1):
+        if tokens[g : g + m].tolist() == stop:
+            out[g:] = 0
+            break
+    return out
+
+
+def test_a_stop_sequence_ends_each_row_where_its_new_tokens_spell_it():
+    table = np.random.default_rng(6).standard_normal((8, 5)).astype("float32")
+    step_fn = _history_step(table)
+    n, max_new, stop = 12, 16, [3, 2]
+    prompt = tf.constant([[2, 3]] * n)
+
+    def run(stop_sequence):
+        return sampling.decode_prompted(
+            step_fn, tf.zeros([n], tf.int32), prompt, tf.fill([n], 2), tf.fill([n], max_new),
+            seeds=tf.range(n), banned_ids=(0, 1), stop_sequence=stop_sequence, **_rows(n, temperature=1.0),
+        ).numpy()
+
+    free, stopped = run(None), run(tf.constant(stop))
+    expected = np.stack([_cut_at(row, stop, max_new) for row in free])
+    np.testing.assert_array_equal(stopped, expected)
+    ended = (expected == 0).any(axis=1)
+    assert 0 < ended.sum() < n  # both kinds of row occur
+    # The prompt ends with 3: a first new token 2 completes "3 2" only across the prompt, which does not count.
+    rows_starting_2 = free[:, 0] == 2
+    assert rows_starting_2.any() and (stopped[rows_starting_2, 0] == 2).all()
+
+
+def test_the_loop_ends_once_every_row_has_stopped():
+    # Greedy on a bigram table 2 -> 3 -> 4 -> 2 ...: every row spells "3 4" at new tokens 1-2.
+    table = np.full((6, 6), -5.0, np.float32)
+    table[2, 3] = table[3, 4] = table[4, 2] = 0.0
+    calls = []
+
+    def step_fn(tokens, state):
+        calls.append(1)
+        return tf.gather(tf.constant(table), tokens), state
+
+    out = sampling.decode_prompted(
+        step_fn, tf.constant(0), tf.constant([[4], [4]]), tf.ones([2], tf.int32), tf.fill([2], 50),
+        seeds=tf.constant([0, 1]), banned_ids=(0, 1), stop_sequence=tf.constant([3, 4]),
+        **_rows(2, temperature=0.0),
+    ).numpy()
+    assert out.shape == (2, 50) and out[:, 0].tolist() == [2, 2] and (out[:, 1:] == 0).all()
+    assert len(calls) == 3  # new tokens 2, 3, 4 drawn, then the loop stops (not 50 steps)

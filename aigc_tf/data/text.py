@@ -213,7 +213,7 @@ class TextData:
     Attributes:
         tokenizer: adapted on the training texts only (or rebuilt from a
             given vocabulary); save it with the model.
-        level: ``"char"`` or ``"word"``.
+        level: ``"char"`` or ``"word"`` (``"bpe"`` with a subword encoder).
         vocabulary: the real tokens, ``tokenizer.get_vocabulary()[2:]``
             (without ``""`` and ``"[UNK]"``); rebuild the tokenizer with
             :func:`tokenizer_from_vocabulary`.
@@ -230,7 +230,7 @@ class TextData:
         seq_len: length of every batch row.
     """
 
-    tokenizer: keras.layers.TextVectorization
+    tokenizer: keras.layers.TextVectorization  # or a subword encoder (see load_text_data)
     level: str
     vocabulary: list[str]
     train: tf.data.Dataset
@@ -265,6 +265,7 @@ def load_text_data(
     shuffle_buffer: int = 10000,
     seed: int = 0,
     random_windows: bool = False,
+    encoder=None,
 ) -> TextData:
     """Loads a text corpus as tokenised, batched ``tf.data`` pipelines for ``task``.
 
@@ -293,6 +294,14 @@ def load_text_data(
             0 to ``seq_len - 1`` tokens each time it is read; task ``pairs``:
             cut every training chunk at a random place in its document each
             time it is read (validation rows stay fixed).
+        encoder: a ready subword tokenizer instead of a ``TextVectorization``
+            (e.g. :class:`aigc_tf.models.gpt2.BPEEncoder`): called on a batch of
+            strings it returns int ids ``(B, P)`` padded with 0 (real ids >= 2),
+            ``get_vocabulary()`` lists tokens by id with ``""`` and ``"[UNK]"``
+            first, and ``document_separator`` is the id put between documents
+            (or None). A function ``train_texts -> encoder`` builds one from the
+            cleaned training texts. ``level``, ``vocab_size`` and ``vocabulary``
+            are then not used.
 
     Returns:
         A :class:`TextData`.
@@ -308,7 +317,8 @@ def load_text_data(
     >>> sorted(inputs), targets.shape
     (['decoder_inputs', 'prefix'], TensorShape([64, 32]))
     """
-    _check_text_options(name, task, level, seq_len, batch_size, vocab_size, max_examples, shuffle_buffer)
+    _check_text_options(name, task, level if encoder is None else "char", seq_len, batch_size, vocab_size,
+                        max_examples, shuffle_buffer)
     train_docs, test_docs = _load_documents(
         name, path=path, max_examples=max_examples, data_dir=data_dir, download=download, unsupervised=unsupervised
     )
@@ -318,15 +328,22 @@ def load_text_data(
             f"the training text of data.name={name} is empty (no non-whitespace characters after cleaning); "
             "point data.path at some text"
         )
-    if vocabulary is not None:
+    if encoder is not None:
+        tokenizer = encoder if hasattr(encoder, "get_vocabulary") else encoder(train_texts)
+        level = getattr(tokenizer, "level", level)
+    elif vocabulary is not None:
         tokenizer = tokenizer_from_vocabulary(vocabulary, level)
     else:
         tokenizer = build_tokenizer(train_texts, level, max_tokens=vocab_size)
     train_doc_ids, test_doc_ids = _tokenize(tokenizer, train_texts), _tokenize(tokenizer, test_texts)
     # Documents are joined by a space at character level, so the stream never
-    # glues the last word of one to the first of the next.
+    # glues the last word of one to the first of the next (a subword encoder
+    # names its own separator: GPT-2's <|endoftext|>).
     vocab = tokenizer.get_vocabulary()
-    sep = vocab.index(" ") if level == "char" and " " in vocab else None
+    if encoder is not None:
+        sep = tokenizer.document_separator
+    else:
+        sep = vocab.index(" ") if level == "char" and " " in vocab else None
     train_ids, test_ids = _concat(train_doc_ids, sep), _concat(test_doc_ids, sep)
 
     def pipeline(texts: list[str], doc_ids: list[np.ndarray], ids: np.ndarray, shuffle: bool):

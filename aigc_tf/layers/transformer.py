@@ -31,7 +31,8 @@ class CausalSelfAttention(keras.layers.Layer):
     ``call(x)`` attends over the whole sequence with a causal mask;
     ``step(x_t, k_cache, v_cache, t)`` writes position ``t``'s key and value
     into preallocated caches ``(B, H, C, D)`` and attends over positions
-    ``<= t``, so decoding costs one position per token.
+    ``<= t``, so decoding costs one position per token; ``prefill(x, k_cache,
+    v_cache)`` writes a whole prompt's positions ``0 .. S-1`` in one call.
 
     Args:
         num_heads: attention heads ``H``.
@@ -90,6 +91,18 @@ class CausalSelfAttention(keras.layers.Layer):
         seen = (ops.arange(ops.shape(k_cache)[2]) <= t)[None, None, None, :]
         return self._attend(q, k_cache, v_cache, seen, False), k_cache, v_cache
 
+    def prefill(self, x, k_cache, v_cache):
+        """``x`` (B, S, E) at positions ``0 .. S-1`` in one call; returns ``(y (B, S, E), k_cache, v_cache)``
+        with those positions' keys and values written into the caches ``(B, H, C, D)``, ``S <= C``."""
+        q, k, v = self._heads(self.qkv(x))
+        s, c = ops.shape(x)[1], ops.shape(k_cache)[2]
+        written = (ops.arange(c) < s)[None, None, :, None]
+        pad = [[0, 0], [0, 0], [0, c - s], [0, 0]]
+        k_cache = ops.where(written, ops.pad(k, pad), k_cache)
+        v_cache = ops.where(written, ops.pad(v, pad), v_cache)
+        causal = ops.arange(s)[:, None] >= ops.arange(s)[None, :]  # (S, S): the same attention as `call`
+        return self._attend(q, k, v, causal[None, None], False), k_cache, v_cache
+
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "dropout": self.dropout}
 
@@ -133,6 +146,12 @@ class TransformerBlock(keras.layers.Layer):
 
     def step(self, x, k_cache, v_cache, t):
         a, k_cache, v_cache = self.attn.step(self.ln1(x), k_cache, v_cache, t)
+        x = x + a
+        return x + self._mlp(x, False), k_cache, v_cache
+
+    def prefill(self, x, k_cache, v_cache):
+        """``x`` (B, S, E) at positions ``0 .. S-1``; returns ``(y, k_cache, v_cache)`` (see ``CausalSelfAttention.prefill``)."""
+        a, k_cache, v_cache = self.attn.prefill(self.ln1(x), k_cache, v_cache)
         x = x + a
         return x + self._mlp(x, False), k_cache, v_cache
 

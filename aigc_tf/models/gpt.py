@@ -19,8 +19,9 @@ class GPT(TextModel):
 
     Incremental decoding keeps a key/value cache per block, ``(B, H, C, D)``
     preallocated for the whole context ``C = context_length``, so each new
-    token costs one position. ``use_cache=False`` re-runs the model over the
-    whole prefix instead (the reference the cache is tested against).
+    token costs one position; the prompts' common length is read into it in
+    one batched call (:meth:`prefill`). ``use_cache=False`` re-runs the model
+    over the whole prefix instead (the reference the cache is tested against).
 
     Args:
         vocabulary: tokens (without padding and unknown, which get ids 0 and 1).
@@ -133,6 +134,20 @@ class GPT(TextModel):
             x = block(x, training=training)
         return self._logits(x)  # (B, T, V)
 
+    supports_prefill = True
+
+    def prefill(self, state, tokens):
+        # tokens (B, S) at positions 0 .. S-1 (state: empty caches at t = 0): one full causal
+        # pass that also writes every block's keys and values, instead of S one-token steps.
+        caches, _ = state
+        s = tf.shape(tokens)[1]
+        x = self._embed(tokens, tf.range(s))  # (B, S, E)
+        new = []
+        for block, (k, v) in zip(self.blocks, caches, strict=True):
+            x, k, v = block.prefill(x, k, v)
+            new.append((k, v))
+        return tuple(new), s
+
     def context_room(self, prompt_tokens):
         return self.context_length - prompt_tokens
 
@@ -156,7 +171,7 @@ class GPT(TextModel):
             caches, t = state
             x = self._embed(tokens[:, None], t[None])  # (B, 1, E)
             new = []
-            for block, (k, v) in zip(self.blocks, caches):
+            for block, (k, v) in zip(self.blocks, caches, strict=True):
                 x, k, v = block.step(x, k, v, t)
                 new.append((k, v))
             return self._logits(x)[:, 0], (tuple(new), t + 1)

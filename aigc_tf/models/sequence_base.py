@@ -52,6 +52,10 @@ class SequenceModel(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Mo
     """
 
     family = "lm"
+    # The id a sequence ends with (GPT-2's <|endoftext|>): generation stops there. None: no such token.
+    end_token_id: int | None = None
+    # Whether `prefill` can read many prompt tokens into the decoding state in one batched call.
+    supports_prefill = False
 
     def __init__(self, vocab_size: int, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -107,7 +111,7 @@ class SequenceModel(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Mo
             grads, _ = tf.clip_by_global_norm(grads, self.clip_norm)
             if replicas > 1:
                 grads = [g / replicas for g in grads]
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
 
     def compile(self, optimizer=None, clip_norm: float | None = None, **kwargs):
         self.clip_norm = clip_norm
@@ -152,12 +156,40 @@ class SequenceModel(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Mo
 
         return step, (buffer, tf.constant(0))
 
-    def generate_ids(self, ids, lengths, max_new_tokens, temperature, top_k, top_p, seeds, use_cache: bool = True):
-        """New token ids int32 (B, max(max_new_tokens)) after the prompts ``ids``; controls are (B,)."""
+    def prefill(self, state, tokens):
+        """The cached decoding state after reading ``tokens`` int32 (B, S), S >= 1, from
+        ``state`` (that of ``decoder(..., use_cache=True)`` at position 0) in one batched
+        call. Models with ``supports_prefill = True`` implement it."""
+        raise NotImplementedError
+
+    def prefilled(self, state, prompt, prompt_len):
+        """``(state, start)``: the cached state after the first ``start = min(prompt_len) - 1``
+        tokens of every prompt, read by :meth:`prefill` in one call (``start = 0`` and the
+        state unchanged when a prompt has one token). Decoding then starts at ``start``."""
+        start = tf.reduce_min(tf.cast(prompt_len, tf.int32)) - 1
+        state = tf.cond(start > 0, lambda: self.prefill(state, prompt[:, :start]), lambda: state)
+        return state, start
+
+    def generate_ids(self, ids, lengths, max_new_tokens, temperature, top_k, top_p, seeds, use_cache: bool = True,
+                     stop_ids=None, prefill: bool = True):
+        """New token ids int32 (B, max(max_new_tokens)) after the prompts ``ids``; controls are (B,).
+
+        ``stop_ids``: int (m,) token ids that end a row (see
+        :func:`sampling.decode_prompted`); None stops at ``end_token_id`` if the
+        model has one. ``prefill``: read the prompts' common length in one
+        batched call when the model supports it (False: token by token, the
+        reference; the tokens are the same).
+        """
         step_fn, state, prompt, prompt_len = self.decoder(ids, lengths, max_new_tokens, use_cache)
+        start = 0
+        if use_cache and prefill and self.supports_prefill:
+            state, start = self.prefilled(state, prompt, prompt_len)
+        if stop_ids is None and self.end_token_id is not None:
+            stop_ids = tf.constant([self.end_token_id], tf.int32)
         return sampling.decode_prompted(
             step_fn, state, prompt, prompt_len, max_new_tokens,
             temperature=temperature, top_k=top_k, top_p=top_p, seeds=seeds, banned_ids=BANNED_IDS,
+            start=start, stop_sequence=stop_ids,
         )
 
     def new_token_budget_graph(self, lengths, max_new_tokens):
@@ -188,30 +220,37 @@ class SequenceModel(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Mo
     def beam_search_ids(self, ids, lengths, max_new_tokens: int, beam_width: int = 4, length_penalty: float = 0.0):
         """Beam search after each prompt; returns ``(tokens int32 (B, max_new_tokens), scores (B,))``.
 
-        The prompt is fed through the cached step function up to its last
-        token (a ``tf.while_loop``), then :func:`aigc_tf.sampling.beam_search`
-        expands from that token. Every prompt in the batch must have the same
-        number of tokens (the step function advances all rows together; the
-        CLI searches one prompt at a time). Padding and unknown are never
-        proposed.
+        The prompt up to its last token is read into the cached state (in one
+        batched call with :meth:`prefill` if the model supports it, otherwise
+        through the step function in a ``tf.while_loop``), then
+        :func:`aigc_tf.sampling.beam_search` expands from that token. Every
+        prompt in the batch must have the same number of tokens (the step
+        function advances all rows together; the CLI searches one prompt at a
+        time). Padding and unknown are never proposed. A model with an
+        ``end_token_id`` finishes a beam there; the end token and what follows
+        are 0 in the output.
         """
         max_new = tf.fill(tf.shape(lengths), max_new_tokens)
         step_fn, state, prompt, prompt_len = self.decoder(ids, lengths, max_new, use_cache=True)
         prompt_len = tf.cast(prompt_len, tf.int32)
 
-        def prefill(t, state):
-            _, new_state = step_fn(tf.gather(prompt, t, axis=1), state)
-            return t + 1, new_state
-
         same = tf.debugging.assert_equal(
             tf.reduce_min(prompt_len), tf.reduce_max(prompt_len), message="beam search: prompts must be equally long"
         )
         with tf.control_dependencies([same]):
-            steps = tf.reduce_max(prompt_len) - 1
-        _, state = tf.while_loop(
-            lambda t, _: t < steps, prefill, (tf.constant(0), state),
-            shape_invariants=(tf.TensorShape([]), tf.nest.map_structure(sampling._loop_invariant, state)),
-        )
+            prompt_len = tf.identity(prompt_len)
+        steps = tf.reduce_max(prompt_len) - 1
+        if self.supports_prefill:
+            state, _ = self.prefilled(state, prompt, prompt_len)
+        else:
+            def feed(t, state):
+                _, new_state = step_fn(tf.gather(prompt, t, axis=1), state)
+                return t + 1, new_state
+
+            _, state = tf.while_loop(
+                lambda t, _: t < steps, feed, (tf.constant(0), state),
+                shape_invariants=(tf.TensorShape([]), tf.nest.map_structure(sampling._loop_invariant, state)),
+            )
         last = tf.gather(prompt, prompt_len - 1, batch_dims=1)
         vocab_ids = tf.range(self.vocab_size)
         banned = (vocab_ids[None, :] == 0) | (vocab_ids[None, :] == 1)
@@ -220,9 +259,13 @@ class SequenceModel(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Mo
             logits, state = step_fn(tokens, state)
             return tf.where(banned, tf.constant(-1e9, logits.dtype), logits), state
 
-        return sampling.beam_search(
-            banned_step, state, last, max_new_tokens, beam_width=beam_width, length_penalty=length_penalty
+        tokens, scores = sampling.beam_search(
+            banned_step, state, last, max_new_tokens, beam_width=beam_width, length_penalty=length_penalty,
+            eos_id=self.end_token_id,
         )
+        if self.end_token_id is not None:
+            tokens = tf.where(tokens == self.end_token_id, 0, tokens)
+        return tokens, scores
 
     def context_room(self, prompt_tokens):
         """New tokens the context leaves after ``prompt_tokens`` (an int or a tensor);

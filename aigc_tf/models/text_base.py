@@ -12,6 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from aigc_tf.data import text as text_data
+from aigc_tf.errors import UserError
 from aigc_tf.losses import masked_token_loss  # noqa: F401  (re-exported)
 from aigc_tf.models.sequence_base import (  # noqa: F401  (re-exported)
     BANNED_IDS,
@@ -78,26 +79,43 @@ class TextModel(SequenceModel):
         return prompt.rstrip() + " " + continuation
 
     # ---------------------------------------------------------- generation
-    def generate_text(self, prompts, max_new_tokens, temperature, top_k, top_p, seeds, use_cache: bool = True):
+    def stop_ids(self, stop: str):
+        """The token ids of a stop string, int32 (m,) (eager); :class:`UserError` if it has none
+        or a token outside the vocabulary (it could never be generated)."""
+        ids, lengths = self.tokenize([stop])
+        ids = ids.numpy()[0, : int(lengths.numpy()[0])]
+        if not len(ids):
+            raise UserError(f"the stop string {stop!r} has no tokens after this model's text cleaning; pick another")
+        if (ids == 1).any():
+            raise UserError(f"the stop string {stop!r} has characters or words outside the model's vocabulary, "
+                            "so it can never be generated; pick another")
+        return ids.astype("int32")
+
+    def generate_text(self, prompts, max_new_tokens, temperature, top_k, top_p, seeds, use_cache: bool = True,
+                      stop_ids=None):
         """Strings in, ``{"texts": continuations (B,), "token_ids": (B, N)}`` out; controls are (B,).
 
         A row with ``temperature <= 0`` decodes greedily; ``top_k <= 0`` and
         ``top_p >= 1`` switch those filters off; ``seeds[i]`` alone decides row
-        ``i``'s random draws.
+        ``i``'s random draws. ``stop_ids`` (:meth:`stop_ids` of a stop string):
+        a row ends where its new tokens spell it, which is not part of the text.
         """
         ids, lengths = self.tokenize(prompts)
         max_new_tokens = self.new_token_budget_graph(lengths, max_new_tokens)
-        out = self.generate_ids(ids, lengths, max_new_tokens, temperature, top_k, top_p, seeds, use_cache)
+        stop = {} if stop_ids is None else {"stop_ids": stop_ids}  # the text VAE's generate_ids takes none
+        out = self.generate_ids(ids, lengths, max_new_tokens, temperature, top_k, top_p, seeds, use_cache, **stop)
         return {"texts": self.detokenize(out), "token_ids": out}
 
 
-def text_generation_function(model: TextModel, use_cache: bool = True):
+def text_generation_function(model, use_cache: bool = True, stop: str | None = None):
     """``model.generate_text`` as a ``tf.function`` with the serving signature.
 
     The CLI and the SavedModel export both call this function, so for the same
     inputs they run the same graph and return the same text. (No XLA here:
     it cannot compile the string ops; ``generate_ids`` can be jit-compiled.)
+    ``stop``: a stop string baked into the function (``model.stop_ids``).
     """
+    stop_ids = None if stop is None else tf.constant(model.stop_ids(stop))
     specs = [
         tf.TensorSpec([None], tf.string, name="prompts"),
         tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
@@ -108,7 +126,8 @@ def text_generation_function(model: TextModel, use_cache: bool = True):
     ]
 
     def generate(prompts, max_new_tokens, temperature, top_k, top_p, seed):
-        return model.generate_text(prompts, max_new_tokens, temperature, top_k, top_p, seed, use_cache=use_cache)
+        return model.generate_text(prompts, max_new_tokens, temperature, top_k, top_p, seed, use_cache=use_cache,
+                                   stop_ids=stop_ids)
 
     # No AutoGraph: the loops are explicit tf.while_loops already.
     return tf.function(generate, input_signature=specs, autograph=False), specs

@@ -1,4 +1,5 @@
-"""Text families: language models (``lstm_lm``, ``gpt``), ``seq2seq`` and ``text_vae``.
+"""Text families: language models (``lstm_lm``, ``gpt``), ``seq2seq``, ``text_vae`` and
+the pretrained ``gpt2`` (KerasHub).
 
 Data: :mod:`aigc_tf.data.text` (each family trains on its own batches: LM
 windows, (prefix, continuation) pairs, sentences). Per-epoch samples: a
@@ -23,7 +24,7 @@ from aigc_tf.errors import ConfigError, UserError
 from aigc_tf.tasks.base import Task
 
 # Kneser-Ney order of the n-gram baseline, per tokenizer level.
-BASELINE_ORDER = {"char": 5, "word": 3}
+BASELINE_ORDER = {"char": 5, "word": 3, "bpe": 3}
 
 
 @dataclasses.dataclass
@@ -38,6 +39,14 @@ class TextDataConfig(DataConfig):
     random_windows: bool = False  # LMs and seq2seq: new random cut points for training rows each epoch
 
 
+@dataclasses.dataclass
+class GPT2DataConfig(TextDataConfig):
+    """``data:`` keys of ``gpt2``: text keys, with GPT-2's byte-level BPE as the tokenizer."""
+
+    tokenizer: str = "bpe"  # the preset's byte-level BPE (model.preset null: one trained on the training text)
+    vocab_size: int | None = None  # model.preset null only: BPE vocabulary to learn (null: 4096)
+
+
 class TextTask(Task):
     modality = "text"
     datasets = TEXT_DATASETS
@@ -47,6 +56,7 @@ class TextTask(Task):
     random_windows = True  # data.random_windows applies
     continues_prompts = True  # per-epoch samples continue train.sample_prompt (a text VAE samples its prior)
     needs_prompt = True  # `sample` refuses an empty prompt and defaults to train.sample_prompt
+    tokenizer_levels = TOKENIZER_LEVELS  # what data.tokenizer may be
 
     def check_config(self, cfg, source: str) -> None:
         if cfg.data.name not in TEXT_DATASETS:
@@ -58,9 +68,10 @@ class TextTask(Task):
             value = getattr(cfg.data, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{source}: data.{key} must be at least 1, got {value}")
-        if cfg.data.tokenizer not in TOKENIZER_LEVELS:
+        if cfg.data.tokenizer not in self.tokenizer_levels:
             raise ConfigError(
-                f"{source}: data.tokenizer must be one of {', '.join(TOKENIZER_LEVELS)}, got {cfg.data.tokenizer!r}"
+                f"{source}: data.tokenizer must be one of {', '.join(self.tokenizer_levels)} for model "
+                f"{cfg.model['name']!r}, got {cfg.data.tokenizer!r}"
             )
         if cfg.data.random_windows and not self.random_windows:
             raise ConfigError(
@@ -81,12 +92,17 @@ class TextTask(Task):
             random_windows=d.random_windows, shuffle_buffer=d.shuffle_buffer, seed=cfg.seed + seed_offset,
         )
 
-    def build_model(self, cfg, data):
+    def _instantiate(self, cfg, data):
+        """The configured model for ``data``, before compiling."""
         from aigc_tf import registry
+
+        return registry.build_model(cfg.model, cfg.seed, vocabulary=data.vocabulary, tokenizer=data.level)
+
+    def build_model(self, cfg, data):
         from aigc_tf.models import common
 
         try:
-            model = registry.build_model(cfg.model, cfg.seed, vocabulary=data.vocabulary, tokenizer=data.level)
+            model = self._instantiate(cfg, data)
         except ValueError as exc:
             raise ConfigError(
                 f"model {cfg.model['name']!r} cannot be built for data {cfg.data.name!r} "
@@ -208,6 +224,9 @@ class TextTask(Task):
         parser.add_argument("--top-k", type=int, default=0, help="text: sample among the K most likely tokens; 0 = off (default)")
         parser.add_argument("--top-p", type=float, default=1.0, help="text: nucleus sampling mass in (0, 1]; 1 = off (default)")
         parser.add_argument("--beam", type=positive, metavar="WIDTH", help="text: beam search of this width instead of sampling")
+        parser.add_argument("--stop", metavar="TEXT",
+                            help="text: end each sample where it spells TEXT, which is left out (lstm_lm, gpt, seq2seq; "
+                                 "gpt2 stops at <|endoftext|>)")
         parser.add_argument("--interpolate", metavar="TEXT_B", help="text_vae: decode points between --prompt and TEXT_B (-n steps)")
 
     def check_sample_arguments(self, args, cfg, run_dir: Path) -> None:
@@ -223,6 +242,8 @@ class TextTask(Task):
             raise UserError(f"--seed + -n must stay below 2**31 (sample i uses seed + i), got {seed} + {n}")
         if args.interpolate is not None:
             raise UserError("--interpolate needs a text_vae run")
+        if args.stop is not None and not args.stop:
+            raise UserError("--stop is empty; pass the text a sample should end at")
 
     def _budget(self, model, prompt: str, max_new_tokens: int | None) -> int:
         """Refuse, before any decoding, a prompt the model cannot continue; return the new-token count."""
@@ -238,14 +259,19 @@ class TextTask(Task):
         if prompt is None:
             prompt = cfg.train.sample_prompt if self.needs_prompt else ""
         max_new = self._budget(model, prompt, args.max_new_tokens)
+        if args.stop is not None:
+            model.stop_ids(args.stop)  # refuses a stop string that can never be generated
         if args.beam:
             ids, lengths = model.tokenize([prompt])
             tokens, score = model.beam_search_ids(ids, lengths, max_new, beam_width=args.beam)
             text = model.detokenize(tokens).numpy()[0].decode("utf-8", errors="replace")
+            if args.stop is not None:
+                text = text.split(args.stop)[0]  # beam search has no stop sequence: cut the text
             print(f"--- beam search (width {args.beam}, log-probability {float(score[0]):.2f})")
             print(self._shown(model, prompt, text))
             return 0
-        texts = sample_texts(model, prompt, n, max_new, args.temperature, seed, top_k=args.top_k, top_p=args.top_p)
+        texts = sample_texts(model, prompt, n, max_new, args.temperature, seed, top_k=args.top_k, top_p=args.top_p,
+                             stop=args.stop)
         texts = [self._shown(model, prompt, text) for text in texts]
         for i, text in enumerate(texts):
             print(f"--- sample {i + 1} (seed {seed + i})")
@@ -317,6 +343,8 @@ class TextVAETask(TextTask):
             args.interpolate = interpolate
         if interpolate is not None and args.prompt is None:
             raise UserError("--interpolate TEXT_B needs --prompt TEXT_A: it walks from one to the other")
+        if args.stop is not None:
+            raise UserError("--stop is for language models and seq2seq; a text VAE run decodes whole sentences")
 
     def sample(self, args, cfg, run_dir: Path, model) -> int:
         if args.interpolate is None:
@@ -326,6 +354,78 @@ class TextVAETask(TextTask):
         for i, line in enumerate(model.interpolate(args.prompt, args.interpolate, steps=steps, max_new_tokens=max_new)):
             print(f"[{i}] {line}")
         return 0
+
+
+class GPT2Task(LanguageModelTask):
+    """``gpt2``: GPT-2 from KerasHub (:class:`aigc_tf.models.gpt2.GPT2`) on the text datasets.
+
+    The tokenizer comes first, from the data step: the preset's byte-level BPE,
+    or (``model.preset: null``) one trained on the training text with
+    ``data.vocab_size`` tokens. Documents are joined by ``<|endoftext|>``.
+    Training, evaluation (perplexities per BPE token, n-gram baselines on the
+    same tokens), samples and export are the language models'.
+    """
+
+    family = "gpt2"
+    data_config = GPT2DataConfig
+    tokenizer_levels = ("bpe",)
+    default_bpe_vocab = 4096
+
+    def check_config(self, cfg, source: str) -> None:
+        from aigc_tf.models import gpt2_presets
+
+        super().check_config(cfg, source)
+        missing = gpt2_presets.missing_extra()
+        if missing is not None:
+            raise ConfigError(f"{source}: model gpt2 needs {missing}, which is not installed: "
+                              f"{gpt2_presets.INSTALL_HINT}")
+        for key in ("backbone", "tokenizer"):
+            if cfg.model.get(key) is not None:
+                raise ConfigError(f"{source}: model.{key} is set when a saved GPT-2 loads, not in a config; "
+                                  "remove it (model.preset names the weights)")
+        preset = cfg.model.get("preset")
+        if preset is not None and cfg.data.vocab_size is not None:
+            raise ConfigError(f"{source}: data.vocab_size applies to a GPT-2 trained from scratch (model.preset: "
+                              f"null); the preset {preset!r} brings its own vocabulary: remove data.vocab_size")
+        try:
+            gpt2_presets.check_preset_path(preset, f"{source}: model.preset")
+        except ConfigError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def load_data(self, cfg, seed_offset: int = 0, model=None):
+        from aigc_tf.data.text import load_text_data
+        from aigc_tf.models import gpt2, gpt2_presets
+
+        preset = cfg.model.get("preset")
+        tokenizer = getattr(model, "tokenizer", None)
+        if tokenizer is not None and not isinstance(tokenizer, str):
+            encoder = gpt2.BPEEncoder(tokenizer)
+        elif preset is not None:
+            encoder = gpt2.BPEEncoder(gpt2_presets.load_tokenizer(preset))
+        else:
+            size = cfg.data.vocab_size or self.default_bpe_vocab
+
+            def encoder(texts):
+                return gpt2.BPEEncoder(gpt2_presets.train_tokenizer(texts, size))
+
+        d = cfg.data
+        return load_text_data(
+            d.name, task=self.batches, path=d.path, seq_len=d.seq_len, batch_size=d.batch_size,
+            max_examples=d.max_examples, data_dir=d.data_dir, download=d.download, unsupervised=d.unsupervised,
+            random_windows=d.random_windows, shuffle_buffer=d.shuffle_buffer, seed=cfg.seed + seed_offset,
+            encoder=encoder,
+        )
+
+    def _instantiate(self, cfg, data):
+        from aigc_tf import registry
+
+        return registry.build_model(cfg.model, cfg.seed, tokenizer=data.tokenizer.tokenizer)
+
+    def check_sample_arguments(self, args, cfg, run_dir: Path) -> None:
+        super().check_sample_arguments(args, cfg, run_dir)
+        if args.stop is not None:
+            raise UserError("--stop is for the char and word models; a gpt2 run stops at <|endoftext|> by itself "
+                            "(its BPE spells one string with different tokens in different contexts)")
 
 
 # ------------------------------------------------------------ shared helpers
@@ -347,18 +447,20 @@ def learning_rate_of(cfg, data):
 
 
 def sample_texts(model, prompt: str, num_samples: int, max_new_tokens: int, temperature: float, seed: int,
-                 top_k: int = 0, top_p: float = 1.0, use_cache: bool = True, fn=None) -> list[str]:
+                 top_k: int = 0, top_p: float = 1.0, use_cache: bool = True, fn=None, stop: str | None = None
+                 ) -> list[str]:
     """``num_samples`` continuations of ``prompt``; sample ``i`` uses seed ``seed + i``.
 
     Runs :func:`aigc_tf.models.text_base.text_generation_function`, the same
     graph the SavedModel export serves. ``fn``: a function made earlier by it.
+    ``stop``: each sample ends where it spells this string (left out).
     """
     import tensorflow as tf
 
     from aigc_tf.models.text_base import text_generation_function
 
     if fn is None:
-        fn, _ = text_generation_function(model, use_cache=use_cache)
+        fn, _ = text_generation_function(model, use_cache=use_cache, stop=stop)
     n = num_samples
     out = fn(
         tf.constant([prompt] * n),
@@ -378,7 +480,7 @@ def sample_budget(model, prompt: str, requested: int | None) -> int:
     explicit ``requested`` does not fit what the model's context leaves.
     """
     used = int(model.tokenize([prompt])[1].numpy()[0])
-    if used == 0 and model.family == "lm":
+    if used == 0 and model.family in ("lm", "gpt2"):
         raise ConfigError(f"train.sample_prompt {prompt!r} has no tokens; a language model needs a text to continue")
     room = model.context_room(used)
     if room is not None and room < 1:

@@ -321,7 +321,7 @@ def test_gradient_clipping_bounds_the_global_norm_of_the_step():
     model.compile(keras.optimizers.SGD(1.0), clip_norm=0.01)
     before = [v.numpy() for v in model.trainable_variables]
     model.train_on_batch(*batch("lstm_lm", np.random.default_rng(10)))
-    step = np.sqrt(sum(((v.numpy() - b) ** 2).sum() for v, b in zip(model.trainable_variables, before)))
+    step = np.sqrt(sum(((v.numpy() - b) ** 2).sum() for v, b in zip(model.trainable_variables, before, strict=True)))
     assert np.isclose(step, 0.01, rtol=1e-4)  # the raw gradient is far larger, so it was clipped to 0.01
     assert model.get_compile_config()["clip_norm"] == 0.01
 
@@ -369,3 +369,56 @@ def test_gpt_tables_start_from_different_random_values():
     assert 0.015 < tokens.std() < 0.025 and 0.015 < positions.std() < 0.025
     again = build("gpt", tie_weights=False)  # same seed, same start
     np.testing.assert_array_equal(again.token_embedding.embeddings.numpy(), tokens)
+
+
+def test_gpt_prefill_writes_the_caches_of_token_by_token_steps():
+    model = build("gpt")
+    tokens = tf.constant(np.random.default_rng(4).integers(2, V, (2, 20)), tf.int32)
+    step, state, _, _ = model.decoder(tokens, tf.fill([2], 20), tf.fill([2], 1))
+    stepped = state
+    for t in range(19):
+        _, stepped = step(tokens[:, t], stepped)
+    prefilled = model.prefill(state, tokens[:, :19])
+    assert int(prefilled[1]) == int(stepped[1]) == 19
+    # float32 sums in another order (one 19-row matmul vs 19 one-row ones) differ by a few ulps of
+    # values of order 1; 1e-5 is ~100 ulps, while a wrong position or mask moves them by ~0.1.
+    for (k1, v1), (k2, v2) in zip(prefilled[0], stepped[0], strict=True):
+        np.testing.assert_allclose(k1.numpy(), k2.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(v1.numpy(), v2.numpy(), rtol=1e-5, atol=1e-5)
+    full = model(tokens).numpy()[:, 19]
+    for s in (prefilled, stepped):
+        np.testing.assert_allclose(step(tokens[:, 19], s)[0].numpy(), full, rtol=1e-5, atol=1e-5)
+    # Ragged prompts: the shortest is prefilled, the rest stepped; same tokens as all stepped.
+    ids, lengths = model.tokenize(PROMPTS)
+    for temperature in (0.0, 0.9):
+        a = model.generate_ids(ids, lengths, *controls(3, temperature=temperature)).numpy()
+        b = model.generate_ids(ids, lengths, *controls(3, temperature=temperature), prefill=False).numpy()
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["gpt", "lstm_lm"])
+def test_a_stop_string_ends_a_sample_and_is_left_out(name):
+    from aigc_tf.errors import UserError
+
+    model = build(name)
+    n, max_new = 8, 30
+    stop = model.stop_ids("e")
+    assert stop.tolist() == [VOCAB.index("e") + 2]
+    fn_free, _ = text_generation_function(model)
+    fn_stop, _ = text_generation_function(model, stop="e")
+    prompts = tf.constant(["the cat"] * n)
+    args = (prompts, *controls(n, temperature=1.0, max_new=max_new))
+    free, stopped = fn_free(*args), fn_stop(*args)
+    free_ids, stopped_ids = free["token_ids"].numpy(), stopped["token_ids"].numpy()
+    ended = 0
+    for row, ref, text in zip(stopped_ids, free_ids, stopped["texts"].numpy(), strict=True):
+        cut = int(np.argmax(ref == stop[0])) if (ref == stop[0]).any() else max_new
+        ended += cut < max_new
+        np.testing.assert_array_equal(row[:cut], ref[:cut])
+        assert (row[cut:] == 0).all() and b"e" not in text
+    assert 0 < ended < n
+    assert model.stop_ids("e, ").tolist() == [VOCAB.index(c) + 2 for c in "e, "]
+    with pytest.raises(UserError, match="outside the model's vocabulary"):
+        model.stop_ids("é")
+    with pytest.raises(UserError, match="has no tokens"):
+        model.stop_ids("  ")

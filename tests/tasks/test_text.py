@@ -81,12 +81,28 @@ def test_gpt_run_cli_sample_is_reproducible_and_seeded(gpt_run, capsys):
         (["--prompt", "a", "--temperature", "-1"], "--temperature must be >= 0"),
         (["--prompt", "a", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
         (["--prompt", "a", "--interpolate", "b"], "--interpolate needs a text_vae run"),
+        (["--prompt", "a", "--stop", "é"], "outside the model's vocabulary, so it can never be generated"),
+        (["--prompt", "a", "--stop", ""], "--stop is empty"),
     ],
 )
 def test_sample_errors_are_one_line_and_exit_2(gpt_run, capsys, args, message):
     assert cli.main(["sample", str(gpt_run), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_sample_stop_ends_each_sample_where_it_spells_the_stop_text(gpt_run, capsys):
+    def continuations(out):
+        return [block.split("\n", 1)[1].rstrip("\n")[len("The object"):] for block in out.split("--- sample ")[1:]]
+
+    free = continuations(_sample(gpt_run, capsys, "-n", "4", "--seed", "1")[1])
+    code, out, _ = _sample(gpt_run, capsys, "-n", "4", "--seed", "1", "--stop", "e")
+    stopped = continuations(out)
+    assert code == 0 and len(stopped) == 4
+    assert stopped == [text.split("e")[0] for text in free]
+    assert any("e" in text for text in free)
+    code, out, _ = _sample(gpt_run, capsys, "--beam", "2", "--stop", "e")
+    assert code == 0 and "e" not in out.splitlines()[1][len("The object"):]
 
 
 def test_sample_without_max_new_tokens_fills_what_the_context_leaves(gpt_run, capsys):
