@@ -22,8 +22,10 @@ class MuseGAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.TwoOp
     (its own temporal generator). Each (bar, voice) gets the concatenation of
     the four, goes through the bar generator's shared layers (transposed
     convolutions over time and pitch, the same weights for every voice) and
-    then the voice's private output layers. The critic reads each voice with
-    private convolutions, then the voices together with shared ones
+    then the voice's private output layers (a weight matrix per voice:
+    ``EinsumDense``). The critic reads each bar of each voice with shared
+    convolutions and per-voice (private) channel mixing, then the voices
+    together with shared convolutions, then across the bars
     (layer-normalised, as WGAN-GP's per-example penalty needs).
 
     Args:
@@ -96,58 +98,69 @@ class MuseGAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.TwoOp
                 "d_steps": self.d_steps, "seed": self.seed}
 
     # ---------------------------------------------------------------- networks
+    # Voices travel together: the shared layers see them in the batch dimension, and the private
+    # (per-voice) layers are EinsumDense layers with one weight matrix per voice, so the graph has
+    # no per-voice copies (tracing a WGAN-GP step stays cheap).
     def _build_generator(self):
-        from keras import layers
+        from keras import layers, ops
 
         d, v, bars, f = self.z_dim, self.voices, self.bars, self.filters
         steps, pitches = self.roll_shape[1], self.roll_shape[2]
         z = keras.Input((self.latent_dim,), name="z")
         parts = layers.Reshape((2 + 2 * v, d))(z)
-
-        def temporal(name):
-            return keras.Sequential([layers.Dense(bars * d, name=f"{name}_dense"), layers.Reshape((bars, d)),
-                                     layers.LayerNormalization(), layers.ReLU()], name=name)
-
-        shared_time = temporal("temporal_shared")(parts[:, 1])  # (B, bars, d)
-        shared = layers.RepeatVector(bars)(parts[:, 0])  # (B, bars, d)
+        shared = parts[:, 0][:, None, None, :]  # (B, 1, 1, d)
+        shared_time = layers.Dense(bars * d, name="temporal_shared")(parts[:, 1])
+        shared_time = layers.ReLU()(layers.LayerNormalization()(layers.Reshape((bars, 1, d))(shared_time)))
+        private = parts[:, 2 : 2 + v][:, None]  # (B, 1, v, d)
+        # Each voice's own temporal generator: one weight matrix per voice.
+        private_time = layers.EinsumDense("bvd,vdo->bvo", output_shape=(v, bars * d), bias_axes="vo",
+                                          name="temporal_private")(parts[:, 2 + v :])
+        private_time = layers.Permute((2, 1, 3))(layers.Reshape((v, bars, d))(private_time))  # (B, bars, v, d)
+        private_time = layers.ReLU()(layers.LayerNormalization()(private_time))
+        grid = ops.zeros_like(private_time)  # (B, bars, v, d): broadcasts the other three parts to it
+        x = layers.Concatenate()([shared + grid, shared_time + grid, private + grid, private_time])
+        x = ops.reshape(x, (-1, 4 * d))  # (B * bars * v, 4d)
         h0, w0 = steps // 4, pitches // 4
-        bar_shared = keras.Sequential([
-            layers.Dense(h0 * w0 * 2 * f, name="bar_dense"), layers.Reshape((h0, w0, 2 * f)),
-            layers.LayerNormalization(), layers.ReLU(),
-            layers.Conv2DTranspose(f, (4, 4), strides=2, padding="same", name="bar_up1"),
-            layers.LayerNormalization(), layers.ReLU()], name="bar_shared")
-        voices = []
-        for i in range(v):
-            private = layers.RepeatVector(bars)(parts[:, 2 + i])
-            private_time = temporal(f"temporal_voice{i}")(parts[:, 2 + v + i])
-            x = layers.Concatenate()([shared, shared_time, private, private_time])  # (B, bars, 4d)
-            x = layers.TimeDistributed(bar_shared, name=f"bars_voice{i}")(x)  # (B, bars, h/2, w/2, f)
-            head = keras.Sequential([layers.Conv2DTranspose(f // 2, (4, 4), strides=2, padding="same"),
-                                     layers.LayerNormalization(), layers.ReLU(),
-                                     layers.Conv2D(1, (3, 3), padding="same", activation="tanh")],
-                                    name=f"private_voice{i}")
-            voices.append(layers.TimeDistributed(head, name=f"out_voice{i}")(x))  # (B, bars, steps, pitches, 1)
-        out = layers.Concatenate(axis=-1)(voices) if v > 1 else voices[0]
+        x = layers.Dense(h0 * w0 * 2 * f, name="bar_dense")(x)
+        x = layers.ReLU()(layers.LayerNormalization()(layers.Reshape((h0, w0, 2 * f))(x)))
+        x = layers.Conv2DTranspose(f, 4, strides=2, padding="same", name="bar_up1")(x)
+        x = layers.ReLU()(layers.LayerNormalization()(x))
+        x = layers.Conv2DTranspose(f // 2, 4, strides=2, padding="same", name="bar_up2")(x)  # (B bars v, h, w, f/2)
+        x = layers.ReLU()(layers.LayerNormalization()(x))
+        # (B * bars, h, w, v, f/2): then each voice's private layers.
+        x = ops.transpose(ops.reshape(x, (-1, v, steps, pitches, f // 2)), (0, 2, 3, 1, 4))
+        x = layers.EinsumDense("bhwvc,vco->bhwvo", output_shape=(steps, pitches, v, f // 2), bias_axes="vo",
+                               name="private_hidden")(x)
+        x = layers.ReLU()(x)
+        x = layers.EinsumDense("bhwvc,vco->bhwvo", output_shape=(steps, pitches, v, 1), bias_axes="vo",
+                               activation="tanh", name="private_out")(x)
+        out = layers.Reshape(self.roll_shape)(ops.reshape(x, (-1, bars, steps, pitches, v)))
         return keras.Model(z, out, name="generator")
 
     def _build_discriminator(self):
-        from keras import layers
+        from keras import layers, ops
 
-        f = self.filters
+        f, v, bars = self.filters, self.voices, self.bars
+        steps, pitches = self.roll_shape[1], self.roll_shape[2]
         rolls = keras.Input(self.roll_shape, name="rolls")
-        streams = []
-        for i in range(self.voices):
-            x = rolls[..., i : i + 1]  # (B, bars, steps, pitches, 1)
-            x = layers.Conv3D(f // 2, (1, 4, 12), strides=(1, 2, 2), padding="same", name=f"private{i}_a")(x)
-            x = layers.LeakyReLU(0.2)(x)
-            streams.append(x)
-        x = layers.Concatenate()(streams) if len(streams) > 1 else streams[0]
-        x = layers.Conv3D(f, (1, 4, 4), strides=(1, 2, 2), padding="same", name="shared_a")(x)
+        # Every (bar, voice) through shared convolutions, then per-voice (private) channel mixing.
+        x = ops.reshape(ops.transpose(rolls, (0, 1, 4, 2, 3)), (-1, steps, pitches, 1))
+        x = layers.Conv2D(f // 2, (4, 12), strides=2, padding="same", name="voice_conv")(x)
+        x = layers.LeakyReLU(0.2)(x)
+        h, w = steps // 2, pitches // 2
+        x = ops.transpose(ops.reshape(x, (-1, v, h, w, f // 2)), (0, 2, 3, 1, 4))  # (B bars, h, w, v, f/2)
+        x = layers.EinsumDense("bhwvc,vco->bhwvo", output_shape=(h, w, v, f // 2), bias_axes="vo",
+                               name="private_mix")(x)
+        x = layers.LeakyReLU(0.2)(x)
+        x = ops.reshape(x, (-1, h, w, v * (f // 2)))  # the voices together
+        x = layers.Conv2D(f, 4, strides=2, padding="same", name="shared_conv")(x)
         x = layers.LeakyReLU(0.2)(layers.LayerNormalization()(x))
-        x = layers.Conv3D(f, (2, 1, 1), padding="valid" if self.bars >= 2 else "same", name="shared_bars")(x)
+        x = ops.reshape(x, (-1, bars, (h // 2) * (w // 2) * f))
+        x = layers.Dense(2 * f, name="bar_dense")(x)  # (B, bars, 2f)
         x = layers.LeakyReLU(0.2)(layers.LayerNormalization()(x))
+        x = layers.Conv1D(2 * f, min(2, bars), padding="valid", name="across_bars")(x)
+        x = layers.LeakyReLU(0.2)(x)
         x = layers.Flatten()(x)
-        x = layers.LeakyReLU(0.2)(layers.Dense(2 * f, name="dense")(x))
         return keras.Model(rolls, layers.Dense(1, name="critic")(x), name="discriminator")
 
     # --------------------------------------------------------------- outputs

@@ -339,6 +339,8 @@ class MusicTask(Task):
     def read_primer(path) -> np.ndarray:
         from aigc_tf.music.midi import read_midi
 
+        if not Path(path).is_file():
+            raise UserError(f"--primer {path} not found; pass a MIDI file to continue")
         return read_midi(path)[0].notes
 
     def sample(self, args, cfg, run_dir: Path, model) -> int:

@@ -1,0 +1,146 @@
+"""Music runs end to end on a few bundled chorales: per-epoch MIDI / WAV / piano rolls, `aigc-tf sample`
+(same seed, same bytes; --primer, --steps, --bars; the errors), evaluate beside the baselines, and a
+SavedModel that returns in a fresh TensorFlow-only process exactly what `aigc-tf sample` writes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from aigc_tf import cli
+from aigc_tf.config import from_dict
+from aigc_tf.errors import UserError
+from aigc_tf.music import midi
+from aigc_tf.music.notes import make_notes
+from tests.helpers import TINY_MODEL, TINY_MUSIC_DATA, run_python
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """``trained(name)``: a one-epoch run of a tiny ``name`` on 8 chorales, made once."""
+    from aigc_tf import training
+
+    runs = {}
+
+    def get(name):
+        if name not in runs:
+            cfg = from_dict({
+                "seed": 3,
+                "model": {"name": name, **TINY_MODEL[name]},
+                "data": dict(TINY_MUSIC_DATA),
+                "train": {"epochs": 1, "verbose": 0, "num_samples": 2, "quality_every": 1, "quality_samples": 4,
+                          "learning_rate": 2e-3, "beta_1": 0.9},
+            }, "test")
+            runs[name] = tmp_path_factory.mktemp(name) / "run"
+            training.train(cfg, runs[name])
+        return runs[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def primer(tmp_path_factory):
+    path = tmp_path_factory.mktemp("primer") / "primer.mid"
+    midi.write_midi(make_notes([60, 64, 67, 72], [0.0, 0.5, 1.0, 1.5], [0.5, 1.0, 1.5, 2.0]), path)
+    return path
+
+
+@pytest.mark.parametrize("name, metric", [("music_transformer", "overlap"), ("chorale_nade", "test_nll")])
+def test_a_run_writes_midi_wav_piano_rolls_and_its_quality_metric(trained, name, metric):
+    run = trained(name)
+    history = json.loads((run / "history.json").read_text())
+    assert np.isfinite(history[metric][-1]) and history[f"{metric}_epochs"] == [1]
+    folder = run / "samples" / "epoch_0001"
+    assert sorted(p.name for p in folder.iterdir()) == ["000.mid", "000.wav", "001.mid", "001.wav"]
+    assert (run / "samples" / "epoch_0001.png").stat().st_size > 1000
+    assert (folder / "000.wav").read_bytes()[:4] == b"RIFF"
+    midi.read_midi(folder / "000.mid")  # a readable MIDI file with notes
+
+
+def test_sample_is_seeded_continues_the_primer_and_refuses_bad_requests(trained, primer, tmp_path, capsys):
+    run = trained("music_transformer")
+    for out in ("a", "b"):
+        assert cli.main(["sample", str(run), "-n", "2", "--seed", "5", "--primer", str(primer), "--steps", "30",
+                         "--out", str(tmp_path / out)]) == 0
+    a = sorted((tmp_path / "a").glob("*.mid"))
+    assert [p.name for p in a] == ["000.mid", "001.mid"] and (tmp_path / "a" / "piano_rolls.png").exists()
+    assert [p.read_bytes() for p in a] == [(tmp_path / "b" / p.name).read_bytes() for p in a]
+    from aigc_tf import training
+    from aigc_tf.music.task import MusicLMTask
+
+    model = training.load_model(run / "model.keras")
+    tokens = MusicLMTask().generate_raw(model, None, 2, 30, seed=5)["tokens"]
+    assert (tokens[0] != tokens[1]).any()  # sample i uses seed + i
+    notes = midi.read_midi(a[0])[0].notes
+    assert notes["pitch"][:4].tolist() == [60, 64, 67, 72] and notes["start"][:4].tolist() == [0, 0.5, 1.0, 1.5]
+    # --bars cuts at the last bar line (8 beats of 4/4 after the primer's end).
+    assert cli.main(["sample", str(run), "--bars", "2", "--primer", str(primer), "--no-wav",
+                     "--out", str(tmp_path / "c")]) == 0
+    cut = midi.read_midi(tmp_path / "c" / "000.mid")[0].notes
+    assert cut["end"].max() <= 2.0 + 8 * 0.5 and not list((tmp_path / "c").glob("*.wav"))
+    capsys.readouterr()
+    # A primer plus steps beyond the context (64 tokens) is refused naming what fits, as for text prompts.
+    assert cli.main(["sample", str(run), "--primer", str(primer), "--steps", "64", "--out", str(tmp_path / "d")]) == 2
+    assert "does not fit: the context of 64 tokens" in capsys.readouterr().err
+    assert cli.main(["sample", str(run), "-n", "2", "--out", str(tmp_path / "a")]) == 2  # nothing overwritten
+    assert cli.main(["sample", str(run), "--out", str(tmp_path / "x.mid")]) == 2
+    (tmp_path / "bad.mid").write_bytes(b"not midi")
+    assert cli.main(["sample", str(run), "--primer", str(tmp_path / "bad.mid"), "--out", str(tmp_path / "e")]) == 2
+    assert "bad.mid is not a readable MIDI file" in capsys.readouterr().err
+    assert cli.main(["sample", str(run), "--prompt", "The", "--out", str(tmp_path / "f")]) == 2
+    assert "--prompt is for text runs" in capsys.readouterr().err
+
+
+def test_a_gan_refuses_a_primer():
+    from aigc_tf.music.task import MusicGANTask
+
+    args = argparse.Namespace(primer="x.mid", temperature=1.0, top_k=0, top_p=1.0, seed=None, n=1, out=None)
+    with pytest.raises(UserError, match="--primer needs a sequence model"):
+        MusicGANTask().check_sample_arguments(args, from_dict({"model": {"name": "musegan"},
+                                                               "data": {"name": "chorales"}}, "t"), None)
+
+
+def test_evaluate_reports_the_nll_beside_its_baseline_and_the_statistics(trained, tmp_path):
+    out = tmp_path / "m.json"
+    assert cli.main(["evaluate", str(trained("chorale_nade")), "--out", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert m["nll_unit"].startswith("nats per frame") and m["test_split"] == "test" and m["test_pieces"] == 4
+    assert np.isfinite(m["test_nll"]) and np.isfinite(m["baseline_test_nll"])
+    assert m["beats_baseline"] == (m["test_nll"] < m["baseline_test_nll"])
+    assert 0 <= m["mean_oa"] <= 1 and 0 <= m["mean_oa_real"] <= 1 and m["statistics_reference"] == 2
+
+
+@pytest.mark.parametrize("name", ["music_transformer", "chorale_nade"])
+def test_export_returns_what_sample_writes(trained, primer, name, tmp_path):
+    run = trained(name)
+    out = tmp_path / "pieces"
+    assert cli.main(["sample", str(run), "-n", "2", "--seed", "9", "--primer", str(primer), "--steps", "12",
+                     "--no-wav", "--out", str(out)]) == 0
+    assert cli.main(["export", str(run), "--out", str(tmp_path / "export")]) == 0
+    code = f"""
+import json, numpy as np, tensorflow as tf
+serve = tf.saved_model.load({str(tmp_path / "export" / "run" / "1")!r})
+sig = serve.signatures["serving_default"]
+inputs = dict(pitch=tf.constant([[60, 64, 67, 72]] * 2), start=tf.constant([[0.0, 0.5, 1.0, 1.5]] * 2),
+              end=tf.constant([[0.5, 1.0, 1.5, 2.0]] * 2), velocity=tf.constant([[80] * 4] * 2),
+              num_notes=tf.constant([4, 4]), steps=tf.constant([12, 12]), temperature=tf.constant([1.0, 1.0]),
+              top_k=tf.constant([0, 0]), top_p=tf.constant([1.0, 1.0]), seed=tf.constant([9, 10]))
+names = sorted(sig.structured_input_signature[1])
+out = sig(**{{k: v for k, v in inputs.items() if k in names}})
+n = out["num_notes"].numpy()
+print(json.dumps({{"inputs": names, "notes": [[out[k].numpy()[i, : n[i]].tolist() for k in ("pitch", "start", "end")]
+                                           for i in range(2)]}}))
+"""
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    controls = ["seed", "temperature"] + (["top_k", "top_p"] if name == "music_transformer" else [])
+    assert served["inputs"] == sorted(["pitch", "start", "end", "velocity", "num_notes", "steps", *controls])
+    for i, path in enumerate(sorted(out.glob("*.mid"))):
+        written = midi.read_midi(path)[0].notes
+        assert [written["pitch"].tolist(), written["start"].tolist(), written["end"].tolist()] == served["notes"][i]
