@@ -115,9 +115,27 @@ def load_model(path: str | Path):
     if not path.is_file():
         raise RunDirError(f"{path} not found; train the run first with `aigc-tf train`")
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        # Under the model's own dtype policy: a model whose __init__ builds its layers
+        # gives them the global policy, so a mixed-precision model would come back float32.
+        policy = _saved_policy(path)
+        with precision_policy(policy) if policy else contextlib.nullcontext():
+            return keras.models.load_model(path, safe_mode=True)
     except Exception as exc:  # a truncated or foreign file fails deep inside Keras
         raise RunDirError(f"{path} could not be loaded ({type(exc).__name__}); it is corrupt or not an aigc-tf model") from None
+
+
+def _saved_policy(path: Path) -> str | None:
+    """The name of the dtype policy a ``.keras`` file's model was saved with (None if unreadable)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            dtype = json.loads(archive.read("config.json"))["config"].get("dtype")
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    if isinstance(dtype, dict):
+        dtype = dtype.get("config", {}).get("name")
+    return dtype if isinstance(dtype, str) else None
 
 
 # ------------------------------------------------------------------- train
@@ -167,6 +185,10 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
             f"data.batch_size={cfg.data.batch_size} must be divisible by the {replicas} replicas of "
             f"train.strategy={cfg.train.strategy}"
         )
+    if cfg.train.jit_compile and replicas > 1 and not tf.config.list_physical_devices("GPU"):
+        raise ConfigError(f"train.jit_compile=true with train.strategy={cfg.train.strategy} needs GPUs: XLA cannot "
+                          "compile the all-reduces of several CPU replicas (TensorFlow b/194942685); set "
+                          "train.jit_compile=false")
     keras.utils.set_random_seed(cfg.seed + initial_epoch)
     if cfg.train.deterministic:
         tf.config.experimental.enable_op_determinism()

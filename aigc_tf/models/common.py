@@ -12,6 +12,8 @@ that does all three sets ``mixed_precision = True`` next to its ``train_step``.
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -80,6 +82,22 @@ def float32(*tensors):
     model); float32 and float64 stay as they are. One tensor or a tuple."""
     out = tuple(tf.cast(t, tf.float32) if t.dtype in (tf.float16, tf.bfloat16) else t for t in tensors)
     return out[0] if len(out) == 1 else out
+
+
+@contextlib.contextmanager
+def own_dtype_policy(model):
+    """Keras' global dtype policy set to ``model``'s while it builds its networks.
+
+    Layers take the global policy when they are made; a loaded model rebuilds its
+    networks in ``__init__`` from its config, whose ``dtype`` is the model's own
+    policy, so this keeps a mixed-precision model mixed after ``load_model``.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(model.dtype_policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def supports_mixed_precision(model) -> bool:

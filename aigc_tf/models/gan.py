@@ -291,20 +291,21 @@ class GAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.TwoOptimi
         classes = num_classes if conditional else 0
         norm = ("layer" if loss == "wgan_gp" else "batch") if d_norm == "auto" else d_norm
         self._d_batch_norm = norm == "batch"
-        self.generator = networks.build_generator(architecture, self.image_shape, latent_dim, classes, base_filters,
-                                                  layout=layout)
-        self.ema_generator = None
-        if self.ema_kimg > 0:
-            self.ema_generator = networks.build_generator(
-                architecture, self.image_shape, latent_dim, classes, base_filters, name="ema_generator", layout=layout
+        with common.own_dtype_policy(self):
+            self.generator = networks.build_generator(architecture, self.image_shape, latent_dim, classes, base_filters,
+                                                      layout=layout)
+            self.ema_generator = None
+            if self.ema_kimg > 0:
+                self.ema_generator = networks.build_generator(
+                    architecture, self.image_shape, latent_dim, classes, base_filters, name="ema_generator", layout=layout
+                )
+                self.ema_generator.trainable = False
+                for e, g in zip(self.ema_generator.weights, self.generator.weights, strict=True):
+                    e.assign(g)
+                self.ema_images = self.add_weight(shape=(), initializer="zeros", trainable=False, name="ema_images")
+            self.discriminator = networks.build_discriminator(
+                architecture, self.image_shape, classes, base_filters, norm, dropout, layout=layout
             )
-            self.ema_generator.trainable = False
-            for e, g in zip(self.ema_generator.weights, self.generator.weights, strict=True):
-                e.assign(g)
-            self.ema_images = self.add_weight(shape=(), initializer="zeros", trainable=False, name="ema_images")
-        self.discriminator = networks.build_discriminator(
-            architecture, self.image_shape, classes, base_filters, norm, dropout, layout=layout
-        )
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._d_loss_fn, self._g_loss_fn = losses.GAN_LOSSES[loss]
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")

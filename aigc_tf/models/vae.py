@@ -129,8 +129,9 @@ class VAE(ELBOTrainingMixin, common.LatentSamplingMixin, common.SingleOptimizerM
         self.binarize = binarize
         self.seed = seed
         classes = num_classes if conditional else 0
-        self.encoder = networks.build_encoder(architecture, self.image_shape, latent_dim, classes)
-        self.decoder = networks.build_decoder(architecture, self.image_shape, latent_dim, classes)
+        with common.own_dtype_policy(self):
+            self.encoder = networks.build_encoder(architecture, self.image_shape, latent_dim, classes)
+            self.decoder = networks.build_decoder(architecture, self.image_shape, latent_dim, classes)
         self._init_elbo_state(seed)
         self.built = True
 
