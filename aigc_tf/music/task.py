@@ -602,6 +602,7 @@ class MusicGANTask(MusicTask):
     objective = ("overlap", "max")
     sparse_metrics = ("overlap",)
     controls = ()
+    steps_name = "phrases"
 
     def check_config(self, cfg, source: str) -> None:
         super().check_config(cfg, source)

@@ -144,3 +144,19 @@ print(json.dumps({{"inputs": names, "notes": [[out[k].numpy()[i, : n[i]].tolist(
     for i, path in enumerate(sorted(out.glob("*.mid"))):
         written = midi.read_midi(path)[0].notes
         assert [written["pitch"].tolist(), written["start"].tolist(), written["end"].tolist()] == served["notes"][i]
+
+
+def test_the_gan_exports_z_to_piano_rolls(tmp_path):
+    import tensorflow as tf
+
+    from aigc_tf import export, registry
+
+    model = registry.build_model({"name": "musegan", **TINY_MODEL["musegan"]}, 0)
+    model.compile()
+    path = export.export_model(model, tmp_path, "gan")
+    z = model.sample_latent(3, seed=4)
+    out = tf.saved_model.load(str(path)).signatures["serving_default"](z=z)
+    expected = model.generate(z=z).numpy()
+    np.testing.assert_allclose(out["rolls"].numpy(), expected, atol=1e-6)
+    np.testing.assert_array_equal(out["notes_on"].numpy(), expected > 0)
+    assert out["rolls"].shape == (3, *model.roll_shape)
