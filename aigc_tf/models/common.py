@@ -135,11 +135,14 @@ def apply_gradients(optimizer, grads, variables, clip_norm: float | None = None)
     others skipped (a hang). So the replicas agree first: if any replica's
     gradient is non-finite, every replica's becomes NaN and all skip the step.
     """
+    # Embedding gradients arrive as IndexedSlices with a row per lookup. Keras' Adam squares
+    # the slices before adding up a row's (v from sum g_i^2, not (sum g_i)^2), so the step
+    # would depend on how the lookups are split over replicas; dense, it is Adam's.
+    grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
     ctx = tf.distribute.get_replica_context()
     replicas = ctx.num_replicas_in_sync if ctx is not None else 1
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     if clip_norm:
-        grads = [tf.convert_to_tensor(g) for g in grads]  # embedding IndexedSlices -> dense
         if replicas > 1:
             grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         scale = tf.cast(optimizer.dynamic_scale, tf.float32) if scaled else None
@@ -151,7 +154,6 @@ def apply_gradients(optimizer, grads, variables, clip_norm: float | None = None)
         if replicas > 1:
             grads = [g / replicas for g in grads]
     elif scaled and replicas > 1:
-        grads = [None if g is None else tf.convert_to_tensor(g) for g in grads]
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None])
         bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32))
         grads = [None if g is None else tf.where(bad > 0, tf.constant(float("nan"), g.dtype), g) for g in grads]

@@ -86,12 +86,16 @@ class SequenceModel(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Mo
         """``(model inputs, target ids)`` from a batch ``(x, y)``."""
         return data[0], data[1]
 
+    # The token loss is float32 and scaled by the optimizer (train.precision; see models.common).
+    mixed_precision = True
+
     def train_step(self, data):
         x, y = self.split_batch(data)
         with tf.GradientTape() as tape:
             total, count = masked_token_loss(y, self(x, training=True))
             loss = total / ops.maximum(global_sum(count), 1.0)
-        self.apply_clipped_gradients(tape.gradient(loss, self.trainable_variables))
+            scaled = self.optimizer.scale_loss(loss)
+        self.apply_clipped_gradients(tape.gradient(scaled, self.trainable_variables))
         return self._update_token_metrics(total, count)
 
     def apply_clipped_gradients(self, grads):
@@ -102,16 +106,7 @@ class SequenceModel(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Mo
         the sum. So the replicas sum their gradients here, clip the sum, and
         each passes on ``1 / replicas`` of it for the optimizer's own sum.
         """
-        if self.clip_norm:
-            grads = [tf.convert_to_tensor(g) for g in grads]  # embedding IndexedSlices -> dense
-            ctx = tf.distribute.get_replica_context()
-            replicas = ctx.num_replicas_in_sync if ctx is not None else 1
-            if replicas > 1:
-                grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-            grads, _ = tf.clip_by_global_norm(grads, self.clip_norm)
-            if replicas > 1:
-                grads = [g / replicas for g in grads]
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        common.apply_gradients(self.optimizer, grads, self.trainable_variables, self.clip_norm)
 
     def compile(self, optimizer=None, clip_norm: float | None = None, **kwargs):
         self.clip_norm = clip_norm
