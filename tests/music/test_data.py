@@ -310,3 +310,18 @@ def test_cache_writes_are_atomic_under_concurrent_writers(tmp_path):
         t.join()
     assert not errors and [p.name for p in corpus._load(path)] == [p.name for p in pieces]
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]  # no temporary file left behind
+
+
+def test_a_jsb_file_feeds_the_frame_pipeline_with_its_own_splits(tmp_path):
+    data = {"train": [[[60, 64, 67], [60, 64, 67], [62, 65]], [[48], []]], "valid": [[[55, 59]]],
+            "test": [[[57], [57, 60]]]}
+    jsb.save_jsb_json(data, tmp_path / "j.json")
+    d = MusicDataConfig(name="jsb", path=str(tmp_path / "j.json"), batch_size=2, seq_len=None)
+    out = music_data.load_music_data(d, "frames", {}, verbose=False)
+    assert [len(out.pieces[s]) for s in ("train", "valid", "test")] == [2, 1, 1]
+    batch = next(iter(out.build("train")))
+    frames, lengths = batch["frames"].numpy(), batch["length"].numpy()
+    assert sorted(lengths.tolist()) == [2, 3]  # both pieces in one batch, padded to 3 frames
+    long = frames[int(np.argmax(lengths))]
+    assert [sorted((np.nonzero(f)[0] + 21).tolist()) for f in long] == data["train"][0]
+    np.testing.assert_array_equal(out.examples["test"][0].sum(axis=1), [1, 2])
