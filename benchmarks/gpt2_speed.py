@@ -144,11 +144,24 @@ def main() -> None:
     args = parser.parse_args()
 
     load_start = os.getloadavg()
-    generate_rows = [r for size in args.models for r in generation(
-        size, args.lengths, args.prompt, args.small_repeats if size == "small" else args.repeats)]
-    finetune_rows = [r for size in args.models for r in finetune(size, args.batch, args.seq_len, args.steps,
-                                                                  args.lora_rank)]
-    load_end = os.getloadavg()
+    out = {"generation": [], "finetune": [], "load_average_start": load_start, "cpus": os.cpu_count(),
+           "shared_machine": True}
+
+    def save():  # after every part, so a long run that is stopped keeps what it measured
+        out["load_average_end"] = os.getloadavg()
+        with open(args.out, "w") as f:
+            json.dump(out, f, indent=2)
+            f.write("\n")
+
+    for size in args.models:  # the step times first: they are quick
+        out["finetune"] += finetune(size, args.batch, args.seq_len, args.steps, args.lora_rank)
+        save()
+    for size in args.models:
+        for n in args.lengths:
+            out["generation"] += generation(size, [n], args.prompt,
+                                            args.small_repeats if size == "small" else args.repeats)
+            save()
+    generate_rows, finetune_rows, load_end = out["generation"], out["finetune"], out["load_average_end"]
 
     print("\n| model | new tokens | uncached tok/s | cached tok/s | prefill tok/s | prefill vs uncached | same tokens |")
     print("|---|---|---|---|---|---|---|")
@@ -162,11 +175,6 @@ def main() -> None:
         print(f"| {r['model']} | {r['lora_rank'] or 'off'} | {r['trainable']:,} | {r['seconds_per_step']} | "
               f"{r['tokens_per_s']} |")
     print(f"load average (1 min) at start {load_start[0]:.1f}, at end {load_end[0]:.1f} on {os.cpu_count()} CPUs")
-    with open(args.out, "w") as f:
-        json.dump({"generation": generate_rows, "finetune": finetune_rows,
-                   "load_average_start": load_start, "load_average_end": load_end, "cpus": os.cpu_count(),
-                   "shared_machine": True}, f, indent=2)
-        f.write("\n")
     print(f"wrote {args.out}")
 
 

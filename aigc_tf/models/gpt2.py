@@ -39,8 +39,9 @@ class GPT2(SequenceModel):
     padding, 1 unknown, as in every text model here).
 
     LoRA (``lora_rank > 0``): KerasHub's ``enable_lora`` adds rank-``r``
-    adapters ``A (E, r)``, ``B (r, H, D)`` to the query and value projections
-    of every block (``W + A @ B``, B starting at zero); only the adapters train
+    adapters to the query and value projections of every block: their kernel
+    ``W`` is ``(E, H, D)`` and becomes ``W + A @ B`` with ``A (E, H, r)`` and
+    ``B (r, D)`` (Keras factors the last axis), B starting at zero; only the adapters train
     (the projections' biases are frozen too). A ``.keras`` file keeps the
     frozen kernels and the adapters apart, so a resumed run trains on.
 

@@ -102,7 +102,8 @@ def resolve_preset(preset: str) -> str:
         from aigc_tf.data.images import _can_download
 
         if not _can_download(*host):
-            folder = Path(preset.split("/")[-1] or "gpt2").name
+            parts = [part for part in preset.split("/") if part]
+            folder = parts[-2] if parts[-1].isdigit() and len(parts) > 1 else parts[-1]  # drop a version
             raise DataError(
                 f"GPT-2 preset {preset!r} is not on this machine and cannot be downloaded ({host[0]}:{host[1]} "
                 f"unreachable): on a machine with network run `{_SAVE_COMMAND.format(name=preset, folder=folder)}`, "
