@@ -27,10 +27,16 @@ FAMILIES: dict[str, str] = {
     "lm": "aigc_tf.tasks.text:LanguageModelTask",
     "seq2seq": "aigc_tf.tasks.text:Seq2SeqTask",
     "text_vae": "aigc_tf.tasks.text:TextVAETask",
+    "gpt2": "aigc_tf.tasks.text:GPT2Task",
     "table_vae": "aigc_tf.tabular.task:TableVAETask",
     "table_gan": "aigc_tf.tabular.task:TableGANTask",
     "audio_gan": "aigc_tf.audio.task:AudioGANTask",
     "audio_vae": "aigc_tf.audio.task:AudioVAETask",
+    "chorale": "aigc_tf.music.task:ChoraleTask",
+    "music_lm": "aigc_tf.music.task:MusicLMTask",
+    "melody": "aigc_tf.music.task:MelodyTask",
+    "note_seq": "aigc_tf.music.task:NoteSequenceTask",
+    "music_gan": "aigc_tf.music.task:MusicGANTask",
 }
 
 
@@ -61,6 +67,7 @@ MODELS: dict[str, ModelSpec] = {
     "gpt": ModelSpec("lm", "aigc_tf.models.gpt:GPT"),
     "seq2seq": ModelSpec("seq2seq", "aigc_tf.models.seq2seq:Seq2Seq"),
     "text_vae": ModelSpec("text_vae", "aigc_tf.models.text_vae:TextVAE"),
+    "gpt2": ModelSpec("gpt2", "aigc_tf.models.gpt2:GPT2"),
     "tvae": ModelSpec("table_vae", "aigc_tf.tabular.models:TVAE"),
     "ctgan": ModelSpec("table_gan", "aigc_tf.tabular.models:CTGAN"),
     "wavegan": ModelSpec("audio_gan", "aigc_tf.audio.models:WaveGAN"),
@@ -70,6 +77,11 @@ MODELS: dict[str, ModelSpec] = {
     "wave_vae": ModelSpec("audio_vae", "aigc_tf.audio.models:WaveVAE", {"architecture": "mlp"}),
     "conv_wave_vae": ModelSpec("audio_vae", "aigc_tf.audio.models:WaveVAE", {"architecture": "conv"}),
     "cwave_vae": ModelSpec("audio_vae", "aigc_tf.audio.models:WaveVAE", {"architecture": "conv", "conditional": True}),
+    "chorale_nade": ModelSpec("chorale", "aigc_tf.music.chorale_nade:ChoraleNADE"),
+    "music_transformer": ModelSpec("music_lm", "aigc_tf.music.music_transformer:MusicTransformer"),
+    "melody_lstm": ModelSpec("melody", "aigc_tf.music.melody_lstm:MelodyLSTM"),
+    "note_lstm": ModelSpec("note_seq", "aigc_tf.music.note_lstm:NoteLSTM"),
+    "musegan": ModelSpec("music_gan", "aigc_tf.music.musegan:MuseGAN"),
 }
 
 # Constructor arguments filled from the dataset or the top-level seed, never from `model:`.

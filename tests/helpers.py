@@ -24,6 +24,9 @@ TINY_MODEL = {
     "cvae": {"latent_dim": 4},
     "lstm_lm": {"units": 32, "embed_dim": 16},
     "gpt": {"context_length": 32, "num_layers": 1, "num_heads": 2, "embed_dim": 16, "dropout": 0.0},
+    # A random GPT-2 (no preset) with a byte-level BPE trained on the tiny text.
+    "gpt2": {"context_length": 32, "num_layers": 1, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32,
+             "dropout": 0.0},
     "seq2seq": {"units": 32, "embed_dim": 16},
     "text_vae": {"units": 32, "embed_dim": 16, "latent_dim": 4, "kl_anneal_steps": 10},
     "tvae": {"latent_dim": 4, "hidden": [16]},
@@ -38,7 +41,14 @@ TINY_MODEL = {
     "wave_vae": {"hidden": [32, 16]},
     "conv_wave_vae": {"model_dim": 4, "num_layers": 3},
     "cwave_vae": {"model_dim": 4, "num_layers": 3},
+    # Music: 8 training chorales (4 valid, 4 test) parsed from music21's corpus.
+    "chorale_nade": {"units": 16, "nade_hidden": 8},
+    "music_transformer": {"context_length": 64, "num_layers": 1, "num_heads": 2, "embed_dim": 16, "dropout": 0.0},
+    "melody_lstm": {"units": 16, "embed_dim": 8},
+    "note_lstm": {"units": 16, "embed_dim": 8, "max_step": 16, "max_duration": 16},
+    "musegan": {"bars": 2, "pitch_low": 48, "num_pitches": 24, "z_dim": 4, "filters": 8, "d_steps": 1},
 }
+TINY_MUSIC_DATA = {"name": "chorales", "max_examples": 8, "batch_size": 4, "seq_len": 32}
 TINY_AUDIO_DATA = {"name": "spoken_digits", "voices": 40, "sample_rate": 4000, "clip_length": 1024, "batch_size": 16}
 
 
@@ -63,7 +73,8 @@ def tiny_model_config(model_name: str):
         raw = {
             "seed": 1,
             "model": {"name": model_name, **TINY_MODEL.get(model_name, {})},
-            "data": {"name": "embedded", "tokenizer": "char", "seq_len": 32, "batch_size": 8, "max_examples": 40},
+            # data.tokenizer: each text family's default (char; gpt2's byte-level BPE).
+            "data": {"name": "embedded", "seq_len": 32, "batch_size": 8, "max_examples": 40},
             # The shipped text configs' Adam settings.
             "train": {"epochs": 1, "verbose": 0, "num_samples": 2, "learning_rate": 2e-3, "beta_1": 0.9},
         }
@@ -84,6 +95,14 @@ def tiny_model_config(model_name: str):
             "data": dict(TINY_AUDIO_DATA),
             "train": {"epochs": 1, "verbose": 0, "num_samples": 4, "learning_rate": 1e-3, "beta_1": 0.5,
                       "beta_2": 0.9},
+        }
+        return from_dict(raw, "test")
+    if registry.task_for(model_name).modality == "music":
+        raw = {
+            "seed": 1,
+            "model": {"name": model_name, **TINY_MODEL.get(model_name, {})},
+            "data": dict(TINY_MUSIC_DATA),
+            "train": {"epochs": 1, "verbose": 0, "num_samples": 2, "learning_rate": 2e-3, "beta_1": 0.9},
         }
         return from_dict(raw, "test")
     return tiny_config(model_name)

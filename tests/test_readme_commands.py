@@ -30,6 +30,11 @@ SMALL = {
                                "train.num_samples=4"],
     "text_vae_embedded": ["train.epochs=1", "train.steps_per_epoch=3", "model.embed_dim=16", "model.units=32",
                           "train.num_samples=1"],
+    "chorale_nade_chorales": ["train.epochs=1", "data.max_examples=8", "model.units=16", "model.nade_hidden=8",
+                              "train.quality_every=0", "train.num_samples=2"],
+    "gpt2_embedded": ["train.epochs=1", "train.steps_per_epoch=3", "model.num_layers=1", "model.hidden_dim=32",
+                      "model.intermediate_dim=64", "data.vocab_size=300", "data.max_examples=200",
+                      "train.lr_schedule=constant", "train.warmup_steps=0", "train.num_samples=1"],
 }
 
 
