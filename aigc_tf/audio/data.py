@@ -119,10 +119,12 @@ def _cache_root() -> Path:
 def spoken_digit_renders(num_voices: int | None) -> dict[str, np.ndarray]:
     """The espeak-ng renders (cached by voice count and renderer version)."""
     from aigc_tf.audio import espeak
+    from aigc_tf.locking import exclusive
 
     path = _cache_root() / f"spoken_digits-v{espeak.RENDER_VERSION}-{num_voices or 'all'}.npz"
-    if not path.exists():
-        espeak.render(num_voices, path)
+    with exclusive(path.parent / ".locks" / f"{path.name}.lock"):  # one render, however many processes ask
+        if not path.exists():
+            espeak.render(num_voices, path)
     with np.load(path) as f:
         return {k: f[k] for k in f.files}
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -157,7 +158,7 @@ def render_in_this_process(num_voices: int | None = None) -> dict[str, np.ndarra
 def render(num_voices: int | None, out: Path, timeout: float = 600) -> None:
     """Render in a fresh subprocess into the ``.npz`` file ``out`` (written atomically)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial.npz")
+    tmp = out.with_name(f"{out.name}.partial{os.getpid()}.npz")
     cmd = [sys.executable, "-m", "aigc_tf.audio.espeak", str(tmp), json.dumps(num_voices)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:

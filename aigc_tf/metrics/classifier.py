@@ -216,22 +216,24 @@ def get_classifier(spec, verbose: int = 2, train=None) -> FeatureClassifier:
     info)`` trains a Keras classifier with a ``features`` layer."""
     import keras
 
+    from aigc_tf.locking import exclusive
+
     folder = cache_root() / spec.key()
     model_file, info_file = folder / "classifier.keras", folder / "info.json"
-    if model_file.is_file() and info_file.is_file():
-        try:
-            model = keras.models.load_model(model_file)
-            return FeatureClassifier(model, spec, json.loads(info_file.read_text()))
-        except Exception:  # a damaged cache entry is rebuilt, not trusted
-            shutil.rmtree(folder, ignore_errors=True)
-    print(f"Training the feature classifier for '{spec.dataset}' (first use; cached in {folder})", flush=True)
-    model, info = (train or _train)(spec, verbose)
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    model.save(tmp / "classifier.keras")
-    (tmp / "info.json").write_text(json.dumps(info, indent=2))
-    if folder.exists():  # another process finished first: use theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-        return get_classifier(spec, verbose, train)
-    os.replace(tmp, folder)
-    return FeatureClassifier(model, spec, info)
+    # One process trains a missing classifier; another asking for it meanwhile waits and loads it.
+    with exclusive(folder.parent / ".locks" / f"{folder.name}.lock"):
+        if model_file.is_file() and info_file.is_file():
+            try:
+                model = keras.models.load_model(model_file)
+                return FeatureClassifier(model, spec, json.loads(info_file.read_text()))
+            except Exception:  # a damaged cache entry is rebuilt, not trusted
+                shutil.rmtree(folder, ignore_errors=True)
+        print(f"Training the feature classifier for '{spec.dataset}' (first use; cached in {folder})", flush=True)
+        model, info = (train or _train)(spec, verbose)
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        model.save(tmp / "classifier.keras")
+        (tmp / "info.json").write_text(json.dumps(info, indent=2))
+        shutil.rmtree(folder, ignore_errors=True)  # a damaged entry's remains (rmtree above may have failed)
+        os.replace(tmp, folder)  # atomic: a reader without the lock sees the old entry or the new one
+        return FeatureClassifier(model, spec, info)
