@@ -293,7 +293,8 @@ def lost_worker_error(exc: BaseException) -> bool:
         return True
     text = str(exc)
     return isinstance(exc, tf.errors.OpError) and any(
-        s in text for s in ("Collective ops is aborted", "heartbeat", "unhealthy", "Connection reset", "Socket closed"))
+        s in text for s in ("Collective ops is aborted", "heartbeat", "unhealthy", "Connection reset", "Socket closed",
+                            "failed to connect"))
 
 
 # ------------------------------------------------------------ tf.data service

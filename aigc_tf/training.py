@@ -175,6 +175,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
     steps_done = resume_point(run_dir)[1] if writer.active and read_state(run_dir) else 0
     if multi:
         initial_epoch, steps_done = distribute.agree(strategy, [initial_epoch, steps_done])
+    if initial_epoch >= cfg.train.epochs:
+        steps_done = 0  # train.epochs lowered to the epochs done: finish, no partial epoch to complete
 
     import keras
     import tensorflow as tf
@@ -189,6 +191,10 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
         raise ConfigError(f"train.jit_compile=true with train.strategy={cfg.train.strategy} needs GPUs: XLA cannot "
                           "compile the all-reduces of several CPU replicas (TensorFlow b/194942685); set "
                           "train.jit_compile=false")
+    if cfg.train.steps_per_execution > 1 and replicas > 1:
+        raise ConfigError(f"train.steps_per_execution={cfg.train.steps_per_execution} does not run on several replicas "
+                          "in Keras 3.15.1 (its multi-step loop puts the step's all-reduces inside a tf.cond and fails "
+                          "with 'You must feed a value for placeholder'); set train.steps_per_execution=1")
     keras.utils.set_random_seed(cfg.seed + initial_epoch)
     if cfg.train.deterministic:
         tf.config.experimental.enable_op_determinism()

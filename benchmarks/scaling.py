@@ -7,6 +7,8 @@ Each measurement is an ``aigc-tf train`` command in fresh processes (the CLI,
 as a user runs it) on a shipped config, for 3 epochs of ``--steps`` steps with
 samples, validation and quality off; samples/s is the global batch times the
 steps of an epoch over the median of epochs 2 and 3 (epoch 1 traces the graph).
+Every run uses ``train.steps_per_execution=1`` (more does not run on several
+replicas in Keras 3.15.1), so the rows of a family compare the same loop.
 The launcher pins each local worker to its own CPUs, so on a 2-core machine
 "1 worker" has both cores and "2 workers" one each: the figures are ratios of
 the same two cores, not what a cluster of machines gives. Prints a table and
@@ -48,7 +50,8 @@ def run(config: str, steps: int, workers: int | None, overrides: list[str], time
         run_dir = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "aigc_tf.cli", "train", str(ROOT / config), "--run-dir", str(run_dir),
                "--set", "train.epochs=3", f"train.steps_per_epoch={steps}", "train.quality_every=0",
-               "train.sample_every=1000", "train.validate=false", "train.verbose=0", *overrides]
+               "train.sample_every=1000", "train.validate=false", "train.verbose=0", "train.steps_per_execution=1",
+               *overrides]
         if workers is not None:
             cmd += ["--workers", str(workers)]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}

@@ -217,7 +217,7 @@ def test_batch_size_must_split_across_replicas(tmp_path, monkeypatch):
         training.train(cfg, tmp_path / "run")
 
 
-def test_xla_across_cpu_replicas_is_a_config_error(tmp_path, monkeypatch):
+def test_what_does_not_run_on_several_replicas_is_a_config_error(tmp_path, monkeypatch):
     class TwoReplicas:
         num_replicas_in_sync = 2
 
@@ -226,6 +226,9 @@ def test_xla_across_cpu_replicas_is_a_config_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="jit_compile=true with train.strategy=mirrored needs GPUs"):
         training.train(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+    cfg = tiny_config("dcgan", train={"steps_per_execution": 4, "strategy": "mirrored", "cpu_devices": 2})
+    with pytest.raises(ConfigError, match="steps_per_execution=4 does not run on several replicas.*=1"):
+        training.train(cfg, tmp_path / "run")
 
 
 def test_sample_images_is_deterministic_per_seed():
