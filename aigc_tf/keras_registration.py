@@ -41,6 +41,8 @@ REGISTERED = {
     "aigc_tf>MelodyLSTM": "aigc_tf.music.melody_lstm:MelodyLSTM",
     "aigc_tf>NoteLSTM": "aigc_tf.music.note_lstm:NoteLSTM",
     "aigc_tf>MuseGAN": "aigc_tf.music.musegan:MuseGAN",
+    "aigc_tf>RelativeCausalSelfAttention": "aigc_tf.music.relative_attention:RelativeCausalSelfAttention",
+    "aigc_tf>RelativeTransformerBlock": "aigc_tf.music.relative_attention:RelativeTransformerBlock",
     "aigc_tf>Perplexity": "aigc_tf.models.sequence_base:Perplexity",
     "aigc_tf>CausalSelfAttention": "aigc_tf.layers.transformer:CausalSelfAttention",
     "aigc_tf>TransformerBlock": "aigc_tf.layers.transformer:TransformerBlock",

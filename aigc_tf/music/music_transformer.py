@@ -10,8 +10,9 @@ from aigc_tf.layers.transformer import TransformerBlock, sinusoidal_positions
 from aigc_tf.models.sequence_base import SequenceModel
 from aigc_tf.music import representations as R
 from aigc_tf.music.chorale_nade import join_rows
+from aigc_tf.music.relative_attention import RelativeTransformerBlock
 
-POSITIONS = ("learned", "sinusoidal")
+POSITIONS = ("learned", "sinusoidal", "relative")
 
 
 @keras.saving.register_keras_serializable(package="aigc_tf")
@@ -34,7 +35,9 @@ class MusicTransformer(SequenceModel):
         context_length: longest token sequence (primer + new tokens).
         num_layers, num_heads, embed_dim, mlp_dim, dropout: the Transformer
             (``mlp_dim`` null: ``4 * embed_dim``).
-        positions: ``"learned"`` or ``"sinusoidal"`` position embeddings.
+        positions: ``"learned"`` or ``"sinusoidal"`` position embeddings added to the tokens, or
+            ``"relative"``: none, and relative position attention in every block (Huang et al. 2018;
+            :mod:`aigc_tf.music.relative_attention`), distances up to ``context_length``.
         seed: initial seed of the model's ``SeedGenerator``.
 
     Example:
@@ -75,8 +78,12 @@ class MusicTransformer(SequenceModel):
         if positions == "learned":
             self.position_embedding = keras.layers.Embedding(context_length, embed_dim, embeddings_initializer=init(1))
         self.embed_drop = keras.layers.Dropout(dropout)
-        self.blocks = [TransformerBlock(num_heads, mlp_dim or 4 * embed_dim, dropout, name=f"block_{i}")
-                       for i in range(num_layers)]
+        if positions == "relative":
+            self.blocks = [RelativeTransformerBlock(num_heads, mlp_dim or 4 * embed_dim, context_length, dropout,
+                                                    name=f"block_{i}") for i in range(num_layers)]
+        else:
+            self.blocks = [TransformerBlock(num_heads, mlp_dim or 4 * embed_dim, dropout, name=f"block_{i}")
+                           for i in range(num_layers)]
         self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5)
         self.build((None, None))
 
@@ -100,7 +107,7 @@ class MusicTransformer(SequenceModel):
         x = self.token_embedding(tokens)
         if self.positions == "learned":
             x = x + self.position_embedding(positions)[None]
-        else:
+        elif self.positions == "sinusoidal":
             table = sinusoidal_positions(self.context_length, self.embed_dim)
             x = x + ops.take(ops.convert_to_tensor(table), positions, axis=0)[None]
         return self.embed_drop(x, training=training)
