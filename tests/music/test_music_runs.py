@@ -64,11 +64,12 @@ def test_a_run_writes_midi_wav_piano_rolls_and_its_quality_metric(trained, name,
 
 def test_sample_is_seeded_continues_the_primer_and_refuses_bad_requests(trained, primer, tmp_path, capsys):
     run = trained("music_transformer")
-    for out in ("a", "b"):
+    for out, wav in (("a", []), ("b", ["--no-wav"])):
         assert cli.main(["sample", str(run), "-n", "2", "--seed", "5", "--primer", str(primer), "--steps", "30",
-                         "--out", str(tmp_path / out)]) == 0
+                         *wav, "--out", str(tmp_path / out)]) == 0
     a = sorted((tmp_path / "a").glob("*.mid"))
     assert [p.name for p in a] == ["000.mid", "001.mid"] and (tmp_path / "a" / "piano_rolls.png").exists()
+    assert [p.name for p in sorted((tmp_path / "a").glob("*.wav"))] == ["000.wav", "001.wav"]
     assert [p.read_bytes() for p in a] == [(tmp_path / "b" / p.name).read_bytes() for p in a]
     from aigc_tf import training
     from aigc_tf.music.task import MusicLMTask
@@ -115,51 +116,59 @@ def test_evaluate_reports_the_nll_beside_its_baseline_and_the_statistics(trained
     assert 0 <= m["mean_oa"] <= 1 and 0 <= m["mean_oa_real"] <= 1 and m["statistics_reference"] == 2
 
 
-@pytest.mark.parametrize("name", ["music_transformer", "chorale_nade"])
-def test_export_returns_what_sample_writes(trained, primer, name, tmp_path):
-    run = trained(name)
-    out = tmp_path / "pieces"
-    assert cli.main(["sample", str(run), "-n", "2", "--seed", "9", "--primer", str(primer), "--steps", "12",
-                     "--no-wav", "--out", str(out)]) == 0
-    assert cli.main(["export", str(run), "--out", str(tmp_path / "export")]) == 0
+def test_exports_return_what_sample_writes_in_a_fresh_process(trained, primer, tmp_path):
+    """The Transformer's and the chorale model's SavedModels give, in one fresh TensorFlow-only process,
+    exactly the notes `aigc-tf sample` writes for the same primer and seeds; the GAN's maps z to the
+    piano rolls of `generate`."""
+    from aigc_tf import export, registry
+
+    names = ["music_transformer", "chorale_nade"]
+    written = {}
+    for name in names:
+        run, out = trained(name), tmp_path / name
+        assert cli.main(["sample", str(run), "-n", "2", "--seed", "9", "--primer", str(primer), "--steps", "12",
+                         "--no-wav", "--out", str(out)]) == 0
+        assert cli.main(["export", str(run), "--out", str(tmp_path / "export"), "--name", name]) == 0
+        written[name] = [midi.read_midi(path)[0].notes for path in sorted(out.glob("*.mid"))]
+    gan = registry.build_model({"name": "musegan", **TINY_MODEL["musegan"]}, 0)
+    gan.compile()
+    export.export_model(gan, tmp_path / "export", "gan")
+    z = np.asarray(gan.sample_latent(3, seed=4))
+    np.save(tmp_path / "z.npy", z)
     code = f"""
 import json, numpy as np, tensorflow as tf
-serve = tf.saved_model.load({str(tmp_path / "export" / "run" / "1")!r})
-sig = serve.signatures["serving_default"]
+root = {str(tmp_path / "export")!r}
 inputs = dict(pitch=tf.constant([[60, 64, 67, 72]] * 2), start=tf.constant([[0.0, 0.5, 1.0, 1.5]] * 2),
               end=tf.constant([[0.5, 1.0, 1.5, 2.0]] * 2), velocity=tf.constant([[80] * 4] * 2),
               num_notes=tf.constant([4, 4]), steps=tf.constant([12, 12]), temperature=tf.constant([1.0, 1.0]),
               top_k=tf.constant([0, 0]), top_p=tf.constant([1.0, 1.0]), seed=tf.constant([9, 10]))
-names = sorted(sig.structured_input_signature[1])
-out = sig(**{{k: v for k, v in inputs.items() if k in names}})
-n = out["num_notes"].numpy()
-print(json.dumps({{"inputs": names, "notes": [[out[k].numpy()[i, : n[i]].tolist() for k in ("pitch", "start", "end")]
-                                           for i in range(2)]}}))
+result = {{}}
+for name in {names!r}:
+    sig = tf.saved_model.load(root + "/" + name + "/1").signatures["serving_default"]
+    keys = sorted(sig.structured_input_signature[1])
+    out = sig(**{{k: v for k, v in inputs.items() if k in keys}})
+    n = out["num_notes"].numpy()
+    result[name] = {{"inputs": keys, "notes": [[out[k].numpy()[i, : n[i]].tolist() for k in ("pitch", "start", "end")]
+                                            for i in range(2)]}}
+gan = tf.saved_model.load(root + "/gan/1").signatures["serving_default"]
+out = gan(z=tf.constant(np.load({str(tmp_path / "z.npy")!r})))
+np.save({str(tmp_path / "rolls.npy")!r}, out["rolls"].numpy())
+np.save({str(tmp_path / "notes_on.npy")!r}, out["notes_on"].numpy())
+print(json.dumps(result))
 """
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-2000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
-    controls = ["seed", "temperature"] + (["top_k", "top_p"] if name == "music_transformer" else [])
-    assert served["inputs"] == sorted(["pitch", "start", "end", "velocity", "num_notes", "steps", *controls])
-    for i, path in enumerate(sorted(out.glob("*.mid"))):
-        written = midi.read_midi(path)[0].notes
-        assert [written["pitch"].tolist(), written["start"].tolist(), written["end"].tolist()] == served["notes"][i]
-
-
-def test_the_gan_exports_z_to_piano_rolls(tmp_path):
-    import tensorflow as tf
-
-    from aigc_tf import export, registry
-
-    model = registry.build_model({"name": "musegan", **TINY_MODEL["musegan"]}, 0)
-    model.compile()
-    path = export.export_model(model, tmp_path, "gan")
-    z = model.sample_latent(3, seed=4)
-    out = tf.saved_model.load(str(path)).signatures["serving_default"](z=z)
-    expected = model.generate(z=z).numpy()
-    np.testing.assert_allclose(out["rolls"].numpy(), expected, atol=1e-6)
-    np.testing.assert_array_equal(out["notes_on"].numpy(), expected > 0)
-    assert out["rolls"].shape == (3, *model.roll_shape)
+    for name in names:
+        controls = ["seed", "temperature"] + (["top_k", "top_p"] if name == "music_transformer" else [])
+        assert served[name]["inputs"] == sorted(["pitch", "start", "end", "velocity", "num_notes", "steps", *controls])
+        assert len(written[name]) == 2
+        for notes, (pitch, start, end) in zip(written[name], served[name]["notes"], strict=True):
+            assert [notes["pitch"].tolist(), notes["start"].tolist(), notes["end"].tolist()] == [pitch, start, end]
+    rolls, expected = np.load(tmp_path / "rolls.npy"), gan.generate(z=z).numpy()
+    assert rolls.shape == (3, *gan.roll_shape)
+    np.testing.assert_allclose(rolls, expected, atol=1e-6)
+    np.testing.assert_array_equal(np.load(tmp_path / "notes_on.npy"), expected > 0)
 
 
 @pytest.mark.parametrize("name, vocab", [("music_transformer", [291]), ("melody_lstm", [132]),

@@ -2,10 +2,11 @@
 
 Run in its own process (logical devices must be set before TensorFlow
 initialises). Prints JSON ``{model: {"same_start", "max_update", "max_diff",
-"loss_1", "loss_2", "default_finite", "default_update"}}``. The equivalence
-step uses SGD; the GAN's uses the hinge loss (WGAN-GP's interpolation weights
-are drawn per replica and cannot match one device's draws); a second step of
-the GAN with its defaults (WGAN-GP, Adam) only has to train and stay finite.
+"loss_1", "loss_2"}}`` (and for a GAN given as ``NAME+default``, also
+``"default_finite", "default_update"``). The equivalence step uses SGD; the
+GAN's uses the hinge loss (WGAN-GP's interpolation weights are drawn per
+replica and cannot match one device's draws); ``+default`` adds a step of the
+GAN with its defaults (WGAN-GP, Adam), which only has to train and stay finite.
 """
 # ruff: noqa: I001  (aigc_tf is imported before TensorFlow on purpose)
 
@@ -72,7 +73,8 @@ def step(model, batch):
 def main(names):
     mirrored = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     out = {}
-    for name in names:
+    for case in names:
+        name, _, default = case.partition("+")
         single_model = build(name, tf.distribute.get_strategy(), True)
         batch = batch_for(name, single_model, np.random.default_rng(0))
         w0, single, loss_1 = step(single_model, batch)
@@ -83,7 +85,7 @@ def main(names):
             "max_diff": float(max(np.abs(a - b).max() for a, b in zip(single, replicated, strict=True))),
             "loss_1": loss_1, "loss_2": loss_2,
         }
-        if registry.family(name) == "music_gan":
+        if default and registry.family(name) == "music_gan":
             d0, d1, _ = step(build(name, mirrored, False), {k: v for k, v in batch.items() if k != "noise"})
             out[name]["default_finite"] = bool(all(np.isfinite(v).all() for v in d1))
             out[name]["default_update"] = float(max(np.abs(a - b).max() for a, b in zip(d0, d1, strict=True)))
