@@ -422,3 +422,77 @@ def test_a_stop_string_ends_a_sample_and_is_left_out(name):
         model.stop_ids("é")
     with pytest.raises(UserError, match="has no tokens"):
         model.stop_ids("  ")
+
+
+def _np_cross_entropy(logits, targets):
+    logits = np.asarray(logits, np.float64)
+    z = logits - logits.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    return -np.take_along_axis(logp, targets[..., None], -1)[..., 0]
+
+
+def test_seq2seq_shared_weights_with_prefix_loss_is_one_lstm_over_the_chunk():
+    """share_weights + prefix_loss=1: the training loss is a language model's mean next-token loss over
+    prefix, start token and continuation, computed here by one pass of the shared LSTM over the whole
+    chunk (float64 cross-entropy), not by encode-then-decode; prefix_loss=0.5 weights the prefix terms."""
+    model = build("seq2seq", share_weights=True, prefix_loss=1.0)
+    assert not hasattr(model, "decoder_lstm") and not hasattr(model, "decoder_embedding")
+    assert len(model.trainable_variables) == len(build("seq2seq").trainable_variables) - 4
+    rng = np.random.default_rng(6)
+    prefix, cont = rng.integers(2, V, (3, 5)).astype("int32"), rng.integers(2, V, (3, 4)).astype("int32")
+    inputs = {"prefix": prefix, "decoder_inputs": np.pad(cont[:, :-1], [[0, 0], [1, 0]])}
+    chunk = np.concatenate([prefix, inputs["decoder_inputs"]], axis=1)  # P, start (id 0), C[:-1]
+    y, _, _ = model.encoder(tf.gather(model.encoder_embedding.embeddings, chunk))
+    ce = _np_cross_entropy(model.head(y).numpy(), np.concatenate([prefix[:, 1:], prefix[:, :1], cont], 1))
+    prefix_ce, cont_ce = ce[:, :4], ce[:, 5:]  # the last prefix position predicts nothing
+    for w in (1.0, 0.5):
+        model.prefix_loss = w
+        loss, total, count = model.prefix_training_loss(inputs, cont, training=False)
+        want = (cont_ce.sum() + w * prefix_ce.sum()) / (cont_ce.size + w * prefix_ce.size)
+        np.testing.assert_allclose(float(loss), want, rtol=1e-5)
+        np.testing.assert_allclose(float(total) / float(count), cont_ce.mean(), rtol=1e-5)
+    # Decoding with the shared weights: cached and uncached agree.
+    for temperature in (0.0, 0.9):
+        a = model.generate_text(PROMPTS, *controls(3, temperature=temperature), use_cache=True)
+        b = model.generate_text(PROMPTS, *controls(3, temperature=temperature), use_cache=False)
+        np.testing.assert_array_equal(a["token_ids"].numpy(), b["token_ids"].numpy())
+
+
+def test_seq2seq_prefix_loss_trains_and_reports_the_continuation_alone(tmp_path):
+    model = build("seq2seq", share_weights=True, prefix_loss=1.0)
+    x, y = batch("seq2seq", np.random.default_rng(7))
+    before = model.evaluate(x, y, verbose=0, return_dict=True)
+    logs = model.fit(x, y, epochs=3, verbose=0, batch_size=8).history
+    after = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert after["loss"] < before["loss"] - 1e-3
+    assert np.isclose(np.log(after["perplexity"]), after["loss"], rtol=1e-5)
+    assert set(logs) == {"loss", "perplexity"}
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.share_weights and loaded.prefix_loss == 1.0
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="prefix_loss"):
+        build("seq2seq", prefix_loss=-1.0)
+
+
+@pytest.mark.parametrize("name", ["lstm_lm", "seq2seq"])
+def test_recurrent_dropout_is_one_mask_per_sequence_in_training_only(name, tmp_path):
+    """recurrent_dropout: inference equals the plain LSTM with the same weights; in training the
+    outputs change; the mask on h is the same at every step (checked on the cell)."""
+    from aigc_tf.models.lstm_lm import VariationalLSTMCell
+
+    model, plain = build(name, recurrent_dropout=0.5), build(name)
+    plain.set_weights(model.get_weights())
+    x, _ = batch(name, np.random.default_rng(8), rows=4)
+    np.testing.assert_allclose(model(x, training=False).numpy(), plain(x, training=False).numpy(), atol=1e-6)
+    assert not np.allclose(model(x, training=True).numpy(), plain(x, training=False).numpy(), atol=1e-3)
+    cell = VariationalLSTMCell(6, recurrent_dropout=0.5, seed=1)
+    cell.build((None, 3))
+    assert cell.implementation == 2
+    h = tf.ones((2, 6))
+    masks = [cell.get_recurrent_dropout_mask(h).numpy() for _ in range(3)]
+    assert (masks[0] == 0).any() and all(np.array_equal(masks[0], m) for m in masks)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.get_config()["recurrent_dropout"] == 0.5
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-6)
