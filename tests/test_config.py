@@ -137,3 +137,22 @@ def test_release_0_1_0_flat_data_sections_still_load():
 def test_a_rule_schema_given_to_train_says_which_command_takes_it():
     with pytest.raises(ConfigError, match="users_rules.yaml is a rule schema .* aigc-tf generate .*users_rules.yaml"):
         load_config(CONFIGS / "users_rules.yaml")
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "tune").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_search_config_is_valid_and_sets_real_keys(path):
+    """Each search's base config validates, and every searched key is a value of that config (a point of
+    the space applied with --set validates too)."""
+    from aigc_tf import registry
+    from aigc_tf.config import load_tune_config
+
+    cfg, tune = load_tune_config(path)
+    assert cfg.model["name"] and tune.max_trials >= 1 and tune.space
+    raw = yaml.safe_load(path.read_text())
+    for key, spec in tune.space.items():
+        section, _, name = key.partition(".")
+        known = registry.model_arguments(cfg.model["name"]) if section == "model" else raw[section]
+        assert name in known, f"{path.name}: {key} is neither set in the base config nor a model argument"
+        value = next(iter(spec.values()))
+        first = value[0] if isinstance(value, list) else value
+        load_config(path, [f"{key}={first}"])
