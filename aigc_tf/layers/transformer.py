@@ -68,8 +68,20 @@ class CausalSelfAttention(keras.layers.Layer):
         b, t = ops.shape(x)[0], ops.shape(x)[2]
         return ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (b, t, self.num_heads * self.head_dim))
 
-    def _attend(self, q, k, v, allowed, training):
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(self.head_dim)
+    def position_logits(self, q):
+        """A term added to the full pass's logits ``(B, H, T, T)`` before scaling, from the queries
+        ``q (B, H, T, D)``; None here (subclasses with relative positions return one)."""
+        return None
+
+    def step_position_logits(self, q, t, cache_length):
+        """The same term for one query at position ``t`` against the ``cache_length`` cached keys."""
+        return None
+
+    def _attend(self, q, k, v, allowed, training, position=None):
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
+        if position is not None:
+            scores = scores + position
+        scores = scores / math.sqrt(self.head_dim)
         scores = ops.where(allowed, scores, ops.cast(-1e9, scores.dtype))
         # tf.nn.softmax, not ops.softmax: the latter warns on the 1-key case (the first decoding step).
         weights = self.attn_drop(tf.nn.softmax(scores, axis=-1), training=training)
@@ -79,7 +91,7 @@ class CausalSelfAttention(keras.layers.Layer):
         q, k, v = self._heads(self.qkv(x))
         t = ops.shape(x)[1]
         causal = ops.arange(t)[:, None] >= ops.arange(t)[None, :]  # (T, T): query >= key
-        return self._attend(q, k, v, causal[None, None], training)
+        return self._attend(q, k, v, causal[None, None], training, self.position_logits(q))
 
     def step(self, x, k_cache, v_cache, t):
         """``x`` (B, 1, E) at position ``t``; returns ``(y (B, 1, E), k_cache, v_cache)``."""
@@ -88,8 +100,9 @@ class CausalSelfAttention(keras.layers.Layer):
         # Write as a select: static shapes, so the same code runs under XLA.
         k_cache = ops.where(at_t[None, None, :, None], k, k_cache)
         v_cache = ops.where(at_t[None, None, :, None], v, v_cache)
-        seen = (ops.arange(ops.shape(k_cache)[2]) <= t)[None, None, None, :]
-        return self._attend(q, k_cache, v_cache, seen, False), k_cache, v_cache
+        c = ops.shape(k_cache)[2]
+        seen = (ops.arange(c) <= t)[None, None, None, :]
+        return self._attend(q, k_cache, v_cache, seen, False, self.step_position_logits(q, t, c)), k_cache, v_cache
 
     def prefill(self, x, k_cache, v_cache):
         """``x`` (B, S, E) at positions ``0 .. S-1`` in one call; returns ``(y (B, S, E), k_cache, v_cache)``
@@ -101,7 +114,7 @@ class CausalSelfAttention(keras.layers.Layer):
         k_cache = ops.where(written, ops.pad(k, pad), k_cache)
         v_cache = ops.where(written, ops.pad(v, pad), v_cache)
         causal = ops.arange(s)[:, None] >= ops.arange(s)[None, :]  # (S, S): the same attention as `call`
-        return self._attend(q, k, v, causal[None, None], False), k_cache, v_cache
+        return self._attend(q, k, v, causal[None, None], False, self.position_logits(q)), k_cache, v_cache
 
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "dropout": self.dropout}
@@ -127,7 +140,7 @@ class TransformerBlock(keras.layers.Layer):
         dim = input_shape[-1]
         self.ln1 = keras.layers.LayerNormalization(epsilon=1e-5, name="ln1")
         self.ln1.build(input_shape)
-        self.attn = CausalSelfAttention(self.num_heads, self.dropout, name="attn")
+        self.attn = self.make_attention()
         self.attn.build(input_shape)
         self.ln2 = keras.layers.LayerNormalization(epsilon=1e-5, name="ln2")
         self.ln2.build(input_shape)
@@ -136,6 +149,10 @@ class TransformerBlock(keras.layers.Layer):
         self.proj = keras.layers.Dense(dim, name="proj")
         self.proj.build((*input_shape[:-1], self.mlp_dim))
         self.drop = keras.layers.Dropout(self.dropout)
+
+    def make_attention(self) -> CausalSelfAttention:
+        """The block's self-attention layer (subclasses swap in another kind)."""
+        return CausalSelfAttention(self.num_heads, self.dropout, name="attn")
 
     def _mlp(self, x, training):
         return self.drop(self.proj(self.fc(self.ln2(x))), training=training)

@@ -15,10 +15,7 @@ head size, ``R`` distances.
 
 from __future__ import annotations
 
-import math
-
 import keras
-import tensorflow as tf
 from keras import ops
 
 from aigc_tf.layers.transformer import CausalSelfAttention, TransformerBlock
@@ -53,51 +50,17 @@ class RelativeCausalSelfAttention(CausalSelfAttention):
         extra = ops.repeat(reverse[:, :1], ops.maximum(t - self.max_distance, 0), axis=1)  # beyond R: E[R-1]
         return ops.concatenate([extra, reverse], axis=1)[:, -t:]
 
-    def _relative_logits(self, q):
+    def position_logits(self, q):
         # q (B, H, T, D) -> (B, H, T, T) with [i, j] = q_i . E[i - j] for j <= i (above the diagonal: unused).
         b, h, t = ops.shape(q)[0], ops.shape(q)[1], ops.shape(q)[2]
         qe = ops.matmul(q, ops.transpose(self._distances(t), (0, 2, 1))[None])  # column r: distance T-1-r
         qe = ops.pad(qe, [[0, 0], [0, 0], [0, 0], [1, 0]])  # (B, H, T, T+1)
-        qe = ops.reshape(qe, (b, h, t + 1, t))[:, :, 1:]  # row i now starts at distance i
-        return qe
+        return ops.reshape(qe, (b, h, t + 1, t))[:, :, 1:]  # row i now starts at distance i
 
-    def _attend(self, q, k, v, allowed, training, relative=None):
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
-        if relative is not None:
-            scores = scores + relative
-        scores = scores / math.sqrt(self.head_dim)
-        scores = ops.where(allowed, scores, ops.cast(-1e9, scores.dtype))
-        weights = self.attn_drop(tf.nn.softmax(scores, axis=-1), training=training)
-        return self.out_drop(self.out(self._merge(ops.matmul(weights, v))), training=training)
-
-    def call(self, x, training=False):
-        q, k, v = self._heads(self.qkv(x))
-        t = ops.shape(x)[1]
-        causal = ops.arange(t)[:, None] >= ops.arange(t)[None, :]
-        return self._attend(q, k, v, causal[None, None], training, self._relative_logits(q))
-
-    def step(self, x, k_cache, v_cache, t):
-        """``x`` (B, 1, E) at position ``t``; returns ``(y (B, 1, E), k_cache, v_cache)``."""
-        q, k, v = self._heads(self.qkv(x))
-        c = ops.shape(k_cache)[2]
-        at_t = ops.arange(c) == t
-        k_cache = ops.where(at_t[None, None, :, None], k, k_cache)
-        v_cache = ops.where(at_t[None, None, :, None], v, v_cache)
-        d = ops.clip(t - ops.arange(c), 0, self.max_distance - 1)  # (C,): distance of each cached key
-        relative = ops.einsum("bhqd,hcd->bhqc", q, ops.take(self.relative, d, axis=1))  # (B, H, 1, C)
-        seen = (ops.arange(c) <= t)[None, None, None, :]
-        return self._attend(q, k_cache, v_cache, seen, False, relative), k_cache, v_cache
-
-    def prefill(self, x, k_cache, v_cache):
-        """``x`` (B, S, E) at positions ``0 .. S-1`` in one call (see ``CausalSelfAttention.prefill``)."""
-        q, k, v = self._heads(self.qkv(x))
-        s, c = ops.shape(x)[1], ops.shape(k_cache)[2]
-        written = (ops.arange(c) < s)[None, None, :, None]
-        pad = [[0, 0], [0, 0], [0, c - s], [0, 0]]
-        k_cache = ops.where(written, ops.pad(k, pad), k_cache)
-        v_cache = ops.where(written, ops.pad(v, pad), v_cache)
-        causal = ops.arange(s)[:, None] >= ops.arange(s)[None, :]
-        return self._attend(q, k, v, causal[None, None], False, self._relative_logits(q)), k_cache, v_cache
+    def step_position_logits(self, q, t, cache_length):
+        # q (B, H, 1, D) at position t -> (B, H, 1, C): q . E[t - c] for each cached key c (clipped).
+        d = ops.clip(t - ops.arange(cache_length), 0, self.max_distance - 1)
+        return ops.einsum("bhqd,hcd->bhqc", q, ops.take(self.relative, d, axis=1))
 
     def get_config(self):
         return {**super().get_config(), "max_distance": self.max_distance}
@@ -119,21 +82,8 @@ class RelativeTransformerBlock(TransformerBlock):
         super().__init__(num_heads, mlp_dim, dropout, **kwargs)
         self.max_distance = max_distance
 
-    def build(self, input_shape):
-        # TransformerBlock.build with the attention swapped (building the parent's first would leave
-        # its unused attention weights tracked).
-        dim = input_shape[-1]
-        self.ln1 = keras.layers.LayerNormalization(epsilon=1e-5, name="ln1")
-        self.ln1.build(input_shape)
-        self.attn = RelativeCausalSelfAttention(self.num_heads, self.max_distance, self.dropout, name="attn")
-        self.attn.build(input_shape)
-        self.ln2 = keras.layers.LayerNormalization(epsilon=1e-5, name="ln2")
-        self.ln2.build(input_shape)
-        self.fc = keras.layers.Dense(self.mlp_dim, activation="gelu", name="fc")
-        self.fc.build(input_shape)
-        self.proj = keras.layers.Dense(dim, name="proj")
-        self.proj.build((*input_shape[:-1], self.mlp_dim))
-        self.drop = keras.layers.Dropout(self.dropout)
+    def make_attention(self) -> RelativeCausalSelfAttention:
+        return RelativeCausalSelfAttention(self.num_heads, self.max_distance, self.dropout, name="attn")
 
     def get_config(self):
         return {**super().get_config(), "max_distance": self.max_distance}

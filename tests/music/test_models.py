@@ -48,7 +48,7 @@ def test_relative_logits_by_skewing_equal_the_direct_sum_float64():
     rng = np.random.default_rng(0)
     layer.relative.assign(rng.normal(size=(2, 4, 3)))
     q = rng.normal(size=(2, 2, 7, 3))
-    got = layer._relative_logits(tf.constant(q)).numpy()
+    got = layer.position_logits(tf.constant(q)).numpy()
     emb = layer.relative.numpy()
     for i in range(7):
         for j in range(i + 1):
