@@ -338,3 +338,27 @@ print(json.dumps([t.decode("utf-8", errors="replace") for t in out["texts"].nump
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "WITHOUT TF TEXT: RuntimeError Op type not registered 'RegexSplitWithOffsets'"
     assert [prompt + t for t in json.loads(lines[-1])] == expected
+
+
+def test_a_lora_run_resumes_with_its_adapters_and_optimizer(preset, tmp_path):
+    """`aigc-tf train` of a LoRA GPT-2 run, then the same run resumed for a second epoch: the history
+    holds both epochs once, the optimizer counts every step, the frozen kernels are still the preset's."""
+    import dataclasses
+
+    from aigc_tf import training
+
+    cfg = gpt2_config(preset, lora_rank=2)
+    run = tmp_path / "run"
+    first = training.train(cfg, run)
+    adapters = {v.path: v.numpy().copy() for v in first.trainable_variables}
+    longer = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=2))
+    resumed = training.train(longer, run, resume=True)
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["loss"]) == 2 and int(resumed.optimizer.iterations.numpy()) == 4
+    assert {v.path for v in resumed.trainable_variables} == set(adapters)
+    assert any(not np.array_equal(v.numpy(), adapters[v.path]) for v in resumed.trainable_variables)
+    reference = keras_hub.models.GPT2Backbone.from_preset(str(preset))
+    frozen = {v.path: v.numpy() for v in reference.weights}
+    for v in resumed.backbone.weights:
+        if "lora" not in v.path and v.path in frozen:
+            np.testing.assert_array_equal(v.numpy(), frozen[v.path], err_msg=v.path)
