@@ -414,8 +414,10 @@ def launch(argv: Sequence[str], workers: int, grace: float = 60.0, pin: bool = T
         for i in range(workers):
             child_env = {**base_env, "TF_CONFIG": json.dumps(tf_config(ports, i)), "PYTHONUNBUFFERED": "1"}
             cmd = [sys.executable, "-m", "aigc_tf.cli", *argv]
+            # A session of its own: Ctrl-C in the terminal reaches the launcher only, which passes
+            # SIGTERM on to every worker, so they all stop after the same step and save it.
             p = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 stdin=subprocess.DEVNULL, bufsize=1)
+                                 stdin=subprocess.DEVNULL, bufsize=1, start_new_session=True)
             procs.append(p)
             if cpus[i]:
                 # Before TensorFlow starts in the child (it sizes its thread pools from the affinity).

@@ -288,10 +288,15 @@ class CTGAN(TableModelMixin, common.TwoOptimizerMixin, common.SeedStateMixin, ke
         self.dropout, self.seed = float(dropout), seed
         width, cond = self.data_width, self.cond_width
         z_in, c_in = keras.Input((latent_dim,)), keras.Input((cond,))
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         h = keras.layers.Concatenate()([z_in, c_in])
         for i, u in enumerate(self.generator_dims):
             out = keras.layers.Dense(u, name=f"res{i}_dense", kernel_initializer=torch_linear_init())(h)
-            out = keras.layers.ReLU()(keras.layers.BatchNormalization(name=f"res{i}_bn")(out))
+            # Under a strategy with several replicas (or workers), synchronized: batch statistics over the
+            # global batch, so they step and keep moving statistics as one device does. On one device the
+            # plain layer, whose float32 rounding the measured results were made with.
+            bn = keras.layers.BatchNormalization(synchronized=replicas > 1, name=f"res{i}_bn")
+            out = keras.layers.ReLU()(bn(out))
             h = keras.layers.Concatenate()([out, h])
         out = keras.layers.Dense(width, name="out", kernel_initializer=torch_linear_init())(h)
         self.generator = keras.Model([z_in, c_in], out, name="generator")
