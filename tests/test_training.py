@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from aigc_tf import training
+from aigc_tf.models import common
 from aigc_tf.errors import ConfigError, RunDirError
 from tests.helpers import tiny_config, tiny_model_config
 
@@ -302,7 +303,10 @@ def _precision_step(name, precision, w0=None, batch=None):
     """A model of ``tiny_config(name)`` built under ``precision`` (SGD 0.01; its weights set to ``w0``),
     stepped once on ``batch``; with float16 the step is retried from the same weights until its
     loss scale has come down far enough for every optimizer to apply it (as dynamic loss scaling does)."""
+    name, _, variant = name.partition("+")
     cfg = tiny_model_config(name)
+    if variant == "prefix":  # seq2seq's own step: shared weights and the prefix loss
+        cfg.model.update(share_weights=True, prefix_loss=1.0)
     cfg.train.precision = precision
     data = training.load_data(cfg)
     keras.utils.set_random_seed(1)
@@ -333,7 +337,7 @@ def _precision_step(name, precision, w0=None, batch=None):
     return model, optimizers, batch, w0, {k: v[0] for k, v in logs.items()}, update, attempt
 
 
-@pytest.mark.parametrize("name", ["dcgan", "conv_vae", "gpt"])
+@pytest.mark.parametrize("name", ["dcgan", "conv_vae", "gpt", "seq2seq+prefix"])
 def test_mixed_precision_step_matches_float32(name):
     """One step from the same weights on a fixed batch under mixed_float16 and mixed_bfloat16 against
     float32. Losses agree to a few units of the 16-bit format's rounding (2^-11, 2^-8 relative);
@@ -346,6 +350,7 @@ def test_mixed_precision_step_matches_float32(name):
     for precision, u in (("mixed_float16", 2.0**-11), ("mixed_bfloat16", 2.0**-8)):
         model, optimizers, _, _, logs, update, attempts = _precision_step(name, precision, w0, batch)
         assert model.compute_dtype == precision.split("_")[1] and model.variable_dtype == "float32"
+        assert common.supports_mixed_precision(model)  # what `aigc-tf train` checks before refusing
         scaled = [isinstance(o, keras.optimizers.LossScaleOptimizer) for o in optimizers]
         assert scaled == [precision == "mixed_float16"] * len(optimizers)
         # One loss scale per optimizer (a GAN's two are separate variables).

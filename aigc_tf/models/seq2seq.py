@@ -137,6 +137,9 @@ class Seq2Seq(TextModel):
     def call(self, inputs, training=False):
         return self._decode(inputs["decoder_inputs"], self.encode(inputs["prefix"], training), training)
 
+    # The prefix-loss step below scales its loss and applies gradients as SequenceModel's does.
+    mixed_precision = True
+
     def prefix_training_loss(self, inputs, targets, training=True):
         """``(loss, total, count)``: the training loss with the prefix term (see the class docstring),
         and the continuation's summed token loss and token count (what the metrics report)."""
