@@ -250,3 +250,24 @@ def test_quiet_stderr_replays_what_it_held_when_the_block_fails():
         "except RuntimeError:\n    pass\n"
     )
     assert result.returncode == 0 and result.stderr.splitlines() == ["why it failed"]
+
+
+def test_the_command_leaves_at_once_after_a_lost_peer(monkeypatch):
+    """`aigc-tf` exits through os._exit after a lost peer (TensorFlow's multi-worker teardown can wait
+    on the dead task) and through sys.exit otherwise."""
+    from aigc_tf import cli
+    from aigc_tf.distribute import EXIT_WORKER_LOST
+
+    exits = []
+
+    def fake_exit(code):
+        exits.append(code)
+        raise SystemExit(code)
+
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    for code, hard in ((EXIT_WORKER_LOST, [EXIT_WORKER_LOST]), (0, []), (2, [])):
+        monkeypatch.setattr(cli, "main", lambda code=code: code)
+        with pytest.raises(SystemExit) as stopped:
+            cli.run()
+        assert stopped.value.code == code and exits == hard
+        exits.clear()
