@@ -105,6 +105,52 @@ NOTEBOOKS = {
             "print(path)"
         ),
     ],
+    "gpt2_embedded": [
+        new_markdown_cell(
+            "# GPT-2 through KerasHub\n\n"
+            "Trains `configs/gpt2_embedded.yaml` with `model.fit`: KerasHub's `GPT2Backbone` with a byte-level BPE "
+            "trained offline on the embedded corpus (no preset, no download; the `gpt2` extra). Then samples with "
+            "our samplers, the backbone's key/value cache and a batched prefill (sequences end at "
+            "`<|endoftext|>`), and exports a string-in / string-out SavedModel. The model code lives in "
+            "`aigc_tf/models/gpt2.py`. `AIGC_TF_NOTEBOOK_SMALL=1` selects tiny settings.\n\n"
+            "With pretrained weights, point `model.preset` at a KerasHub preset folder or a Hugging Face GPT-2 "
+            "checkpoint folder (`config.json`, `model.safetensors`, `vocab.json`, `merges.txt`), and set "
+            "`model.lora_rank` to fine-tune only LoRA adapters on a CPU: see `configs/gpt2_finetune_imdb.yaml`."
+        ),
+        new_code_cell(
+            "from aigc_tf.evaluate import evaluate_run\n"
+            "from aigc_tf.notebook import NotebookRun\n\n"
+            "# 2 of the config's 30 epochs for a quick look; the BPE is trained first (seconds).\n"
+            "session = NotebookRun(\n"
+            "    \"gpt2_embedded\",\n"
+            "    full=[\"train.epochs=2\"],\n"
+            "    small=[\"train.epochs=1\", \"train.steps_per_epoch=3\", \"model.num_layers=1\", \"model.hidden_dim=32\",\n"
+            "           \"model.intermediate_dim=64\", \"data.vocab_size=300\", \"data.max_examples=200\",\n"
+            "           \"train.lr_schedule=constant\", \"train.warmup_steps=0\", \"train.num_samples=1\"],\n"
+            ")\n"
+            "gpt2 = session.train()\n"
+            "print(f\"{gpt2.count_params():,} weights, vocabulary {gpt2.vocab_size}, end of text id {gpt2.end_token_id}\")"
+        ),
+        new_code_cell(
+            "from aigc_tf.tasks.text import sample_texts\n\n"
+            "prompt = \"The \"\n"
+            "for text in sample_texts(gpt2, prompt, num_samples=3, max_new_tokens=40, temperature=0.8, seed=0, top_p=0.95):\n"
+            "    print(repr(gpt2.join(prompt, text)))"
+        ),
+        new_code_cell(
+            "scores = evaluate_run(session.run_dir)\n"
+            "{k: scores[k] for k in (\"val_perplexity\", \"tuned_ngram_val_perplexity\", \"baselines\") if k in scores}"
+        ),
+        new_code_cell(
+            "# The SavedModel tokenises in the graph with KerasHub's BPE, which uses TF Text ops:\n"
+            "# a serving process imports tensorflow_text before loading it.\n"
+            "import tensorflow as tf\n"
+            "import tensorflow_text  # noqa: F401\n\n"
+            "path = session.export(gpt2)\n"
+            "serve = tf.saved_model.load(str(path)).signatures[\"serving_default\"]\n"
+            "sorted(serve.structured_input_signature[1])"
+        ),
+    ],
     "gpt_embedded": [
         new_markdown_cell(
             "# GPT on the embedded corpus\n\n"
