@@ -337,7 +337,7 @@ def _precision_step(name, precision, w0=None, batch=None):
     return model, optimizers, batch, w0, {k: v[0] for k, v in logs.items()}, update, attempt
 
 
-@pytest.mark.parametrize("name", ["dcgan", "conv_vae", "gpt", "seq2seq+prefix"])
+@pytest.mark.parametrize("name", ["dcgan", "conv_vae", "gpt", "seq2seq+prefix", "tvae"])
 def test_mixed_precision_step_matches_float32(name):
     """One step from the same weights on a fixed batch under mixed_float16 and mixed_bfloat16 against
     float32. Losses agree to a few units of the 16-bit format's rounding (2^-11, 2^-8 relative);

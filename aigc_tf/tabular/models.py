@@ -211,23 +211,27 @@ class TVAE(TableModelMixin, common.SingleOptimizerMixin, common.SeedStateMixin, 
         return total
 
     def _loss(self, rows, noise, training):
-        mean, log_var = self.encoder(rows, training=training)
+        # Under a mixed policy the networks compute in 16 bits; the likelihood and the KL in float32.
+        mean, log_var = common.float32(*self.encoder(rows, training=training))
         eps = noise if noise is not None else common.normal(tf.shape(mean), self.seed_generator)
-        z = mean + tf.exp(0.5 * log_var) * eps
-        recon = self.reconstruction(rows, self.decoder(z, training=training))
+        z = mean + tf.exp(0.5 * log_var) * tf.cast(eps, mean.dtype)
+        recon = self.reconstruction(rows, common.float32(self.decoder(z, training=training)))
         kl = losses.gaussian_kl(mean, log_var)
         loss = tf.reduce_mean(self.loss_factor * recon + self.beta * kl)
         return loss, recon, kl
+
+    # The loss in float32, scaled by the optimizer's loss scale (see models.common).
+    mixed_precision = True
 
     def train_step(self, data):
         rows, noise, _, _ = _rows(data)
         with tf.GradientTape() as tape:
             loss, recon, kl = self._loss(rows, noise, True)
-            penalty = 0.5 * self.l2 * tf.add_n([tf.reduce_sum(tf.square(v)) for v in self.trainable_variables
-                                                 if v is not self.sigma])
-            scaled = common.replica_scale(loss + penalty)
+            penalty = 0.5 * self.l2 * tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
+                                                 for v in self.trainable_variables if v is not self.sigma])
+            scaled = self.optimizer.scale_loss(common.replica_scale(loss + penalty))
         grads = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        common.apply_gradients(self.optimizer, grads, self.trainable_variables)
         return self._update((loss, tf.reduce_mean(recon), tf.reduce_mean(kl)), tf.shape(rows)[0])
 
     def test_step(self, data):
@@ -236,7 +240,8 @@ class TVAE(TableModelMixin, common.SingleOptimizerMixin, common.SeedStateMixin, 
         return self._update((loss, tf.reduce_mean(recon), tf.reduce_mean(kl)), tf.shape(rows)[0])
 
     def _raw_block(self, seeds, cond_index):
-        return self.decoder(tf.random.stateless_normal([BLOCK, self.latent_dim], seeds[0]), training=False)
+        return common.float32(self.decoder(tf.random.stateless_normal([BLOCK, self.latent_dim], seeds[0]),
+                                           training=False))
 
     def _finish(self, raw, seeds):
         noise = tf.random.stateless_normal([BLOCK, self.data_width], seeds[1]) * self.sigma * self._alpha_mask
