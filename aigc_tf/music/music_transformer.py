@@ -78,12 +78,10 @@ class MusicTransformer(SequenceModel):
         if positions == "learned":
             self.position_embedding = keras.layers.Embedding(context_length, embed_dim, embeddings_initializer=init(1))
         self.embed_drop = keras.layers.Dropout(dropout)
-        if positions == "relative":
-            self.blocks = [RelativeTransformerBlock(num_heads, mlp_dim or 4 * embed_dim, context_length, dropout,
-                                                    name=f"block_{i}") for i in range(num_layers)]
-        else:
-            self.blocks = [TransformerBlock(num_heads, mlp_dim or 4 * embed_dim, dropout, name=f"block_{i}")
-                           for i in range(num_layers)]
+        relative = {"max_distance": context_length} if positions == "relative" else {}
+        block = RelativeTransformerBlock if relative else TransformerBlock
+        self.blocks = [block(num_heads, mlp_dim or 4 * embed_dim, dropout=dropout, name=f"block_{i}", **relative)
+                       for i in range(num_layers)]
         self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5)
         self.build((None, None))
 
