@@ -337,15 +337,17 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """The ``aigc-tf`` command: :func:`main`, then exit with its status.
 
-    After a lost peer the process leaves at once (``os._exit``, output flushed): TensorFlow's
-    teardown of a multi-worker context can wait on the dead task (its coordination service's
-    shutdown), which held a survivor for over 30 s after it had reported the loss. Everything
-    the run keeps (checkpoints, history) was written before; nothing else is pending.
+    After a lost peer or a preemption the process leaves at once (``os._exit``,
+    output flushed): TensorFlow's teardown of a multi-worker context can wait on
+    a task that has already gone (its coordination service's shutdown), which
+    held a survivor for over 30 s after it had reported the loss, and can hold a
+    preempted chief that saved after the other workers had left. Everything the
+    run keeps (checkpoints, history) was written before; nothing else is pending.
     """
     code = main()
-    from aigc_tf.distribute import EXIT_WORKER_LOST
+    from aigc_tf.distribute import EXIT_PREEMPTED, EXIT_WORKER_LOST
 
-    if code == EXIT_WORKER_LOST:
+    if code in (EXIT_WORKER_LOST, EXIT_PREEMPTED):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,6 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from aigc_tf.errors import ConfigError, UserError
 
@@ -345,18 +347,51 @@ def job_name(cfg, epochs_done: int) -> str:
 
 
 # ------------------------------------------------------------------ launcher
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports that were free on ``host`` a moment ago (the OS picks them)."""
-    sockets = []
+def _ephemeral_range() -> tuple[int, int]:
+    """The range the kernel draws outgoing connections' local ports from (Linux; else IANA's)."""
     try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 49152, 65535
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports that are free on ``host`` now, outside the ephemeral range.
+
+    A port the OS hands out for ``bind(0)`` comes from the ephemeral range, which
+    every outgoing connection (the workers' own gRPC channels, other jobs') also
+    draws from, so it can be taken again between this call and the worker's
+    bind ("Could not start gRPC server"). Ports are drawn at random below that
+    range instead (from 20000, or 1024 if the range starts lower), each checked
+    by binding it; the OS's choice is the fallback.
+    """
+    low, _ = _ephemeral_range()
+    first = 20000 if low > 21000 else 1024
+    rng = random.SystemRandom()
+    ports: list[int] = []
+    for _ in range(200 * count):
+        if len(ports) == count or first >= low:
+            break
+        port = rng.randrange(first, low)
+        if port not in ports and _bindable(host, port):
+            ports.append(port)
+    while len(ports) < count:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+            port = s.getsockname()[1]
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def cpu_sets(workers: int) -> list[set[int] | None]:

@@ -252,11 +252,11 @@ def test_quiet_stderr_replays_what_it_held_when_the_block_fails():
     assert result.returncode == 0 and result.stderr.splitlines() == ["why it failed"]
 
 
-def test_the_command_leaves_at_once_after_a_lost_peer(monkeypatch):
-    """`aigc-tf` exits through os._exit after a lost peer (TensorFlow's multi-worker teardown can wait
-    on the dead task) and through sys.exit otherwise."""
+def test_the_command_leaves_at_once_after_a_lost_peer_or_a_preemption(monkeypatch):
+    """`aigc-tf` exits through os._exit after a lost peer or a preemption (TensorFlow's multi-worker
+    teardown can wait on a task that has gone) and through sys.exit otherwise."""
     from aigc_tf import cli
-    from aigc_tf.distribute import EXIT_WORKER_LOST
+    from aigc_tf.distribute import EXIT_PREEMPTED, EXIT_WORKER_LOST
 
     exits = []
 
@@ -265,7 +265,7 @@ def test_the_command_leaves_at_once_after_a_lost_peer(monkeypatch):
         raise SystemExit(code)
 
     monkeypatch.setattr(cli.os, "_exit", fake_exit)
-    for code, hard in ((EXIT_WORKER_LOST, [EXIT_WORKER_LOST]), (0, []), (2, [])):
+    for code, hard in ((EXIT_WORKER_LOST, [EXIT_WORKER_LOST]), (EXIT_PREEMPTED, [EXIT_PREEMPTED]), (0, []), (2, []), (3, [])):
         monkeypatch.setattr(cli, "main", lambda code=code: code)
         with pytest.raises(SystemExit) as stopped:
             cli.run()

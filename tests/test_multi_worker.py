@@ -250,7 +250,8 @@ def test_killed_worker_stops_the_job_and_reruns_resume_with_every_optimizer(tmp_
         wait_until(lambda: state(run).get("epochs_done", 0) > first, 300, "a checkpoint after resuming", [launcher])
         os.kill(pids[1], signal.SIGTERM)
         assert launcher.wait(timeout=120) == distribute.EXIT_PREEMPTED, launcher.text[-3000:]
-        assert "worker 0 exited 143 (preempted, checkpoint saved), worker 1 exited 143" in launcher.text
+        assert "worker 0 exited 143 (preempted, checkpoint saved), worker 1 exited 143" in launcher.text, \
+            launcher.text[-3000:]
         preempted = state(run)
         assert preempted["epochs_done"] < epochs and 1 <= preempted["steps_done"] <= steps, preempted
 
@@ -378,3 +379,28 @@ def test_launcher_reports_a_worker_that_fails_at_once(tmp_path):
     assert code == 2, text
     assert "worker 0 exited 2 (user error), worker 1 exited 2 (user error)" in text
     assert "missing.yaml' not found" in text
+
+
+def test_free_ports_are_distinct_bindable_and_outside_the_ephemeral_range(monkeypatch):
+    """Worker ports come from below the range outgoing connections draw from (a port from it can be
+    taken again before the worker binds it); a port in use is never handed out."""
+    import socket
+
+    low, _ = distribute._ephemeral_range()
+    ports = distribute.free_ports(8)
+    assert len(set(ports)) == 8
+    assert all(1024 <= p < low for p in ports), (ports, low)
+    for p in ports:
+        assert distribute._bindable("127.0.0.1", p)
+    # A port that does not bind is never handed out (here: every even one, and one really in use).
+    real = distribute._bindable
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", ports[0]))
+        monkeypatch.setattr(distribute, "_bindable", lambda host, port: port % 2 == 1 and real(host, port))
+        odd = distribute.free_ports(6)
+    assert len(set(odd)) == 6 and all(p % 2 == 1 and p != ports[0] for p in odd)
+    # No room below the range: the OS's choice, distinct.
+    monkeypatch.setattr(distribute, "_bindable", real)
+    monkeypatch.setattr(distribute, "_ephemeral_range", lambda: (1024, 60999))
+    fallback = distribute.free_ports(3)
+    assert len(set(fallback)) == 3 and all(p >= 1024 for p in fallback)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -289,9 +288,9 @@ def test_cli_tune_under_mirrored_strategy_and_its_errors(tmp_path):
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from aigc_tf import distribute
+
+    return distribute.free_ports(1)[0]  # below the ephemeral range (see its docstring)
 
 
 @pytest.mark.slow
