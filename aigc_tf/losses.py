@@ -61,10 +61,14 @@ def gradient_penalty(critic: Callable, real, fake, epsilon):
     drawn uniformly in [0, 1] by the caller (so the function stays pure).
     ``critic`` maps a batch of images to logits of shape ``(batch, 1)``.
     """
-    x_hat = tf.convert_to_tensor(epsilon * real + (1.0 - epsilon) * fake)
+    # In the data's dtype: a mixed-precision generator's float16 output is cast up, the critic casts
+    # x_hat down itself, and the gradient comes back in the data's dtype.
+    real = tf.convert_to_tensor(real)
+    fake, epsilon = tf.cast(fake, real.dtype), tf.cast(epsilon, real.dtype)
+    x_hat = epsilon * real + (1.0 - epsilon) * fake
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
-        scores = critic(x_hat)
+        scores = tf.cast(critic(x_hat), real.dtype)
     grads = tape.gradient(scores, x_hat)
     flat = ops.reshape(grads, (ops.shape(grads)[0], -1))
     # A tiny epsilon keeps the norm's gradient finite where grads are exactly 0.

@@ -103,10 +103,10 @@ def own_dtype_policy(model):
 def supports_mixed_precision(model) -> bool:
     """Whether the class that defines ``model``'s ``train_step`` declares ``mixed_precision = True``.
 
-    Looked up on that class only: a subclass with a train step of its own does
-    not inherit the claim of the step it replaced.
+    ``model``: a model or its class. Looked up on that class only: a subclass
+    with a train step of its own does not inherit the claim of the step it replaced.
     """
-    for cls in type(model).__mro__:
+    for cls in (model if isinstance(model, type) else type(model)).__mro__:
         if "train_step" in vars(cls):
             return bool(vars(cls).get("mixed_precision", False))
     return False

@@ -163,7 +163,7 @@ class TextVAE(TextModel):
     def call(self, tokens, training=False):
         """Logits of the sentence's own tokens through a posterior sample."""
         mean, log_var = self.encode(tokens, training)
-        z = mean + ops.exp(0.5 * log_var) * common.normal(tf.shape(mean), self.seed_generator)
+        z = mean + ops.exp(0.5 * log_var) * ops.cast(common.normal(tf.shape(mean), self.seed_generator), mean.dtype)
         return self.decode_logits(z, self._shift(tokens), training)
 
     @staticmethod
@@ -185,7 +185,7 @@ class TextVAE(TextModel):
         mean, log_var = self.encode(tokens, training)
         if eps is None:
             eps = common.normal(tf.shape(mean), self.seed_generator)
-        z = mean + tf.exp(0.5 * log_var) * eps
+        z = mean + tf.exp(0.5 * log_var) * tf.cast(eps, mean.dtype)
         inputs = self._shift(tokens)
         if word_dropout > 0:
             u = common.uniform(tf.shape(inputs), self.seed_generator)
@@ -193,7 +193,7 @@ class TextVAE(TextModel):
             drop = (u < word_dropout) & (inputs != 0) & (position > 0)
             inputs = tf.where(drop, UNK_ID, inputs)
         recon, count = losses.sequence_nll(tokens, self.decode_logits(z, inputs, training))
-        return recon, losses.gaussian_kl(mean, log_var), count
+        return recon, losses.gaussian_kl(*common.float32(mean, log_var)), count
 
     @staticmethod
     def _unpack(data):
@@ -201,6 +201,9 @@ class TextVAE(TextModel):
         if isinstance(data, dict):
             return data["tokens"], data.get("noise")
         return (data[0] if isinstance(data, (tuple, list)) else data), None
+
+    # The ELBO in float32 (float32 logits and KL), scaled by the optimizer (train.precision; see models.common).
+    mixed_precision = True
 
     def train_step(self, data):
         tokens, eps = self._unpack(data)
@@ -210,7 +213,8 @@ class TextVAE(TextModel):
             per_sentence = recon + beta * kl
             # Divide by the global batch: replica gradients then sum to one device's.
             loss = tf.reduce_sum(per_sentence) / tf.maximum(global_sum(tf.cast(tf.size(recon), tf.float32)), 1.0)
-        self.apply_clipped_gradients(tape.gradient(loss, self.trainable_variables))
+            scaled = self.optimizer.scale_loss(loss)
+        self.apply_clipped_gradients(tape.gradient(scaled, self.trainable_variables))
         return self._update_vae_metrics(per_sentence, recon, kl, count, beta)
 
     def test_step(self, data):
@@ -240,13 +244,13 @@ class TextVAE(TextModel):
 
     def decoder(self, ids, lengths, max_new_tokens, use_cache: bool = True):
         """Decode from the posterior mean of each prompt (the prior mean, 0, for an empty one)."""
-        mean, _ = self.encode(ids)
+        mean = common.float32(self.encode(ids)[0])
         z = tf.where((lengths > 0)[:, None], mean, 0.0)
         step, state, start = self._latent_decoder(z, max_new_tokens, use_cache)
         return step, state, start, tf.ones_like(lengths)
 
     def _latent_decoder(self, z, max_new_tokens, use_cache: bool):
-        z = tf.convert_to_tensor(z, tf.float32)
+        z = tf.cast(z, self.compute_dtype)  # float16 / bfloat16 under a mixed policy
         start = tf.zeros(tf.stack([tf.shape(z)[0], 1]), tf.int32)
         if use_cache:
 
@@ -273,7 +277,7 @@ class TextVAE(TextModel):
 
     def latents_for(self, ids, lengths, seeds):
         """The posterior mean of each prompt; a prior draw (from its seed) for an empty prompt."""
-        mean, _ = self.encode(ids)
+        mean = common.float32(self.encode(ids)[0])
         return tf.where((lengths > 0)[:, None], mean, self.prior_latents(seeds))
 
     def generate_ids(self, ids, lengths, max_new_tokens, temperature, top_k, top_p, seeds, use_cache: bool = True):
@@ -288,7 +292,7 @@ class TextVAE(TextModel):
     def encode_text(self, texts):
         """Strings (B,) -> ``{"mean", "log_var"}`` of ``q(z|x)``."""
         ids, _ = self.tokenize(texts)
-        mean, log_var = self.encode(ids)
+        mean, log_var = common.float32(*self.encode(ids))
         return {"mean": mean, "log_var": log_var}
 
     def interpolate(self, text_a: str, text_b: str, steps: int = 5, max_new_tokens: int = 30) -> list[str]:

@@ -94,14 +94,14 @@ class ChoraleNADE(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Mode
     # -------------------------------------------------------------- model
     def context(self, frames, training=False):
         """LSTM outputs ``(B, T, units)``: position ``t`` has read frames ``0 .. t-1``."""
-        x = tf.pad(tf.cast(frames, tf.float32)[:, :-1], [[0, 0], [1, 0], [0, 0]])
+        x = tf.pad(tf.cast(frames, self.compute_dtype)[:, :-1], [[0, 0], [1, 0], [0, 0]])
         for rnn in self.rnns:
             x, _, _ = rnn(x, training=training)
         return self.drop(x, training=training)
 
     def frame_logits(self, frames, context):
         """The 88 conditional logits of each frame given the keys below it ``(B, T, 88)``."""
-        v = tf.cast(frames, tf.float32)
+        v = tf.cast(frames, self.compute_dtype)
         b, c = self.to_b(context), self.to_c(context)
         # a_i = c + sum_{j<i} v_j W[j]: an exclusive cumulative sum over the keys, (B, T, 88, H).
         a = c[..., None, :] + tf.cumsum(v[..., None] * self.w, axis=-2, exclusive=True)
@@ -112,7 +112,7 @@ class ChoraleNADE(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Mode
 
     def frame_nll(self, frames, training=False):
         """``-log P(frame_t | frames_<t)`` in nats, ``(B, T)``."""
-        logits = self(frames, training=training)
+        logits = common.float32(self(frames, training=training))
         v = tf.cast(frames, tf.float32)
         return tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=v, logits=logits), axis=-1)
 
@@ -122,12 +122,16 @@ class ChoraleNADE(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Mode
         total = tf.reduce_sum(self.frame_nll(frames, training) * mask)
         return total, tf.reduce_sum(mask)
 
+    # Float32 logits and loss, scaled by the optimizer (train.precision; see models.common).
+    mixed_precision = True
+
     def train_step(self, data):
         with tf.GradientTape() as tape:
             total, count = self._loss_terms(data, True)
             loss = total / ops.maximum(global_sum(count), 1.0)
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+            scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, self.trainable_variables)
+        common.apply_gradients(self.optimizer, grads, self.trainable_variables)
         return self._update(total, count)
 
     def test_step(self, data):
@@ -142,7 +146,7 @@ class ChoraleNADE(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Mode
         """One frame per row ``(B, 88)`` from the NADE given the LSTM output ``(B, units)``,
         keys drawn lowest first; key ``i`` of draw ``step`` uses ``row_uniforms(seeds, 88 * step + i)``
         (``temperature <= 0``: each key on iff its probability exceeds one half)."""
-        b, c = self.to_b(context), self.to_c(context)
+        b, c = common.float32(self.to_b(context), self.to_c(context))  # the key loop in float32
         temperature = tf.cast(temperature, tf.float32)
         greedy = temperature <= 0
         scale = tf.where(greedy, 1.0, temperature)
@@ -178,7 +182,7 @@ class ChoraleNADE(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Mode
         width = tf.shape(primer)[1] + n_max
         buf = tf.pad(primer, tf.stack([[0, 0], tf.stack([0, n_max]), [0, 0]]))
         steps = tf.reduce_max(primer_len + num_frames)
-        zeros = tf.zeros(tf.stack([batch, self.units]))
+        zeros = tf.zeros(tf.stack([batch, self.units]), self.compute_dtype)
         states = tuple((zeros, zeros) for _ in self.rnns)
 
         def body(t, buf, states):

@@ -113,10 +113,13 @@ class NoteLSTM(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Model):
     def _terms(self, data, training):
         inputs, targets = data
         logits = self(inputs, training=training)
-        sums = {f: ops.sum(ops.sparse_categorical_crossentropy(tf.cast(targets[f], tf.int32), logits[f],
+        sums = {f: ops.sum(ops.sparse_categorical_crossentropy(tf.cast(targets[f], tf.int32), common.float32(logits[f]),
                                                                from_logits=True)) for f in FIELDS}
         count = tf.cast(tf.size(targets["pitch"]), tf.float32)
         return sums, count
+
+    # Float32 logits and losses, scaled by the optimizer (train.precision; see models.common).
+    mixed_precision = True
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
@@ -124,8 +127,9 @@ class NoteLSTM(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Model):
             weighted = (self.pitch_weight * sums["pitch"] + self.step_weight * sums["step"]
                         + self.duration_weight * sums["duration"])
             loss = weighted / ops.maximum(global_sum(count), 1.0)
-        grads = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+            scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, self.trainable_variables)
+        common.apply_gradients(self.optimizer, grads, self.trainable_variables)
         return self._update(sums, count)
 
     def test_step(self, data):
@@ -155,7 +159,7 @@ class NoteLSTM(common.SingleOptimizerMixin, common.SeedStateMixin, keras.Model):
         plen = tf.maximum(primer_len, 1)
         width = tf.shape(buf)[1]
         steps = tf.reduce_max(plen + num_notes) - 1
-        zeros = tf.zeros(tf.stack([batch, self.units]))
+        zeros = tf.zeros(tf.stack([batch, self.units]), self.compute_dtype)
         states = tuple((zeros, zeros) for _ in self.rnns)
 
         def body(t, buf, states):

@@ -367,15 +367,15 @@ class CTGAN(TableModelMixin, common.TwoOptimizerMixin, common.SeedStateMixin, ke
 
     def _fake(self, batch, cond, noise, training):
         z = noise if noise is not None else self.sample_latent(batch)
-        raw = self.generator([z, cond], training=training)
+        raw = common.float32(self.generator([z, cond], training=training))
         u = common.uniform(tf.shape(raw), self.seed_generator)
         gumbel = -tf.math.log(-tf.math.log(u * (1 - 2e-7) + 1e-7))
         return raw, self.activate(raw, gumbel=gumbel, hard=False)
 
     def _critic_loss(self, rows, fake, cond, training):
         real_packs, fake_packs = self._pack(rows, cond), self._pack(fake, cond)
-        real_score = self.discriminator(real_packs, training=training)
-        fake_score = self.discriminator(fake_packs, training=training)
+        real_score, fake_score = common.float32(self.discriminator(real_packs, training=training),
+                                                self.discriminator(fake_packs, training=training))
         eps = common.uniform((tf.shape(real_packs)[0], 1), self.seed_generator)
         penalty = losses.gradient_penalty(lambda x: self.discriminator(x, training=training), real_packs,
                                           fake_packs, eps)
@@ -389,6 +389,9 @@ class CTGAN(TableModelMixin, common.TwoOptimizerMixin, common.SeedStateMixin, ke
             mask = tf.zeros([batch, len(self.categories)], rows.dtype)
         return rows, noise, cond, mask, batch
 
+    # Float32 scores, penalty and losses, each scaled by its own optimizer (see models.common).
+    mixed_precision = True
+
     def train_step(self, data):
         rows, noise, cond, mask, batch = self._inputs(data)
         for _ in range(self.d_steps):
@@ -396,17 +399,17 @@ class CTGAN(TableModelMixin, common.TwoOptimizerMixin, common.SeedStateMixin, ke
             with tf.GradientTape() as tape:
                 w_loss, penalty = self._critic_loss(rows, tf.stop_gradient(fake), cond, True)
                 d_loss = w_loss + self.gp_weight * penalty
-                scaled = common.replica_scale(d_loss)
+                scaled = self.d_optimizer.scale_loss(common.replica_scale(d_loss))
             grads = tape.gradient(scaled, self.discriminator.trainable_variables)
-            self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables, strict=True))
+            common.apply_gradients(self.d_optimizer, grads, self.discriminator.trainable_variables)
         with tf.GradientTape() as tape:
             raw, fake = self._fake(batch, cond, noise, True)
-            score = self.discriminator(self._pack(fake, cond), training=True)
+            score = common.float32(self.discriminator(self._pack(fake, cond), training=True))
             c_loss = self.cond_loss(raw, cond, mask)
             g_loss = losses.wasserstein_generator_loss(score) + c_loss
-            scaled = common.replica_scale(g_loss)
+            scaled = self.g_optimizer.scale_loss(common.replica_scale(g_loss))
         grads = tape.gradient(scaled, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables, strict=True))
+        common.apply_gradients(self.g_optimizer, grads, self.generator.trainable_variables)
         return self._update((d_loss, g_loss, penalty, c_loss), batch)
 
     def test_step(self, data):
@@ -414,7 +417,8 @@ class CTGAN(TableModelMixin, common.TwoOptimizerMixin, common.SeedStateMixin, ke
         raw, fake = self._fake(batch, cond, noise, False)
         w_loss, penalty = self._critic_loss(rows, fake, cond, False)
         c_loss = self.cond_loss(raw, cond, mask)
-        g_loss = losses.wasserstein_generator_loss(self.discriminator(self._pack(fake, cond), training=False)) + c_loss
+        score = common.float32(self.discriminator(self._pack(fake, cond), training=False))
+        g_loss = losses.wasserstein_generator_loss(score) + c_loss
         return self._update((w_loss + self.gp_weight * penalty, g_loss, penalty, c_loss), batch)
 
     def _raw_block(self, seeds, cond_index):
@@ -428,7 +432,7 @@ class CTGAN(TableModelMixin, common.TwoOptimizerMixin, common.SeedStateMixin, ke
             cond = tf.one_hot(index, self.cond_width)
         else:
             cond = tf.zeros([BLOCK, 0])
-        return self.generator([z, cond], training=False)
+        return common.float32(self.generator([z, cond], training=False))
 
     def _finish(self, raw, seeds):
         return self.activate(raw, gumbel=gumbel_noise([BLOCK, self.data_width], seeds[1]))
