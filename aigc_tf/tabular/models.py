@@ -365,18 +365,19 @@ class CTGAN(TableModelMixin, common.TwoOptimizerMixin, common.SeedStateMixin, ke
             offset += span.width
         return tf.reduce_mean(total)
 
-    def _fake(self, batch, cond, noise, training):
+    def _fake(self, batch, cond, noise, training, uniform=None):
         z = noise if noise is not None else self.sample_latent(batch)
         raw = common.float32(self.generator([z, cond], training=training))
-        u = common.uniform(tf.shape(raw), self.seed_generator)
+        u = uniform if uniform is not None else common.uniform(tf.shape(raw), self.seed_generator)
         gumbel = -tf.math.log(-tf.math.log(u * (1 - 2e-7) + 1e-7))
         return raw, self.activate(raw, gumbel=gumbel, hard=False)
 
-    def _critic_loss(self, rows, fake, cond, training):
+    def _critic_loss(self, rows, fake, cond, training, eps=None):
         real_packs, fake_packs = self._pack(rows, cond), self._pack(fake, cond)
         real_score, fake_score = common.float32(self.discriminator(real_packs, training=training),
                                                 self.discriminator(fake_packs, training=training))
-        eps = common.uniform((tf.shape(real_packs)[0], 1), self.seed_generator)
+        if eps is None:
+            eps = common.uniform((tf.shape(real_packs)[0], 1), self.seed_generator)
         penalty = losses.gradient_penalty(lambda x: self.discriminator(x, training=training), real_packs,
                                           fake_packs, eps)
         return losses.wasserstein_critic_loss(real_score, fake_score), penalty
@@ -389,21 +390,32 @@ class CTGAN(TableModelMixin, common.TwoOptimizerMixin, common.SeedStateMixin, ke
             mask = tf.zeros([batch, len(self.categories)], rows.dtype)
         return rows, noise, cond, mask, batch
 
+    def _draws(self, data):
+        """Explicit draws a batch may carry, like ``noise`` (tests: a step that several replicas
+        take must use one device's draws): ``uniform`` (B, data width) for the Gumbel noise and
+        ``gp_eps`` (B, 1) for the penalty's interpolation, of which each pack takes its first row's;
+        None where the model draws them."""
+        if isinstance(data, dict):
+            gp_eps = data.get("gp_eps")
+            return data.get("uniform"), None if gp_eps is None else gp_eps[::self.pac]
+        return None, None
+
     # Float32 scores, penalty and losses, each scaled by its own optimizer (see models.common).
     mixed_precision = True
 
     def train_step(self, data):
         rows, noise, cond, mask, batch = self._inputs(data)
+        uniform, gp_eps = self._draws(data)
         for _ in range(self.d_steps):
-            _, fake = self._fake(batch, cond, noise, True)
+            _, fake = self._fake(batch, cond, noise, True, uniform)
             with tf.GradientTape() as tape:
-                w_loss, penalty = self._critic_loss(rows, tf.stop_gradient(fake), cond, True)
+                w_loss, penalty = self._critic_loss(rows, tf.stop_gradient(fake), cond, True, gp_eps)
                 d_loss = w_loss + self.gp_weight * penalty
                 scaled = self.d_optimizer.scale_loss(common.replica_scale(d_loss))
             grads = tape.gradient(scaled, self.discriminator.trainable_variables)
             common.apply_gradients(self.d_optimizer, grads, self.discriminator.trainable_variables)
         with tf.GradientTape() as tape:
-            raw, fake = self._fake(batch, cond, noise, True)
+            raw, fake = self._fake(batch, cond, noise, True, uniform)
             score = common.float32(self.discriminator(self._pack(fake, cond), training=True))
             c_loss = self.cond_loss(raw, cond, mask)
             g_loss = losses.wasserstein_generator_loss(score) + c_loss

@@ -1,0 +1,85 @@
+"""Table models: one step on 1 device vs MirroredStrategy over 2 logical CPUs.
+
+Run in its own process (logical devices must be set before TensorFlow
+initialises). Prints JSON ``{model: {"same_start", "max_update", "max_diff",
+"loss_1", "loss_2", "default_finite", "default_update"}}``. The equivalence
+step uses SGD on a fixed batch of 16 rows (8 per replica) that carries every
+random draw (the latent noise; for CTGAN also the Gumbel uniforms and the
+penalty's interpolation weights, and no critic dropout): draws a replica makes
+itself cannot match one device's. A second step with the model's defaults
+(Adam, CTGAN's dropout and its own draws) only has to train and stay finite.
+"""
+# ruff: noqa: I001  (aigc_tf is imported before TensorFlow on purpose)
+
+import json
+import sys
+
+import aigc_tf  # noqa: F401  (first: it sets TensorFlow's CPU kernel options)
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from aigc_tf import training  # noqa: E402
+from tests.helpers import tiny_model_config  # noqa: E402
+
+ROWS = 16
+
+
+def build(cfg, data, strategy, equivalence):
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        model = training.build_model(cfg, data)
+        if equivalence:
+            sgd = lambda: keras.optimizers.SGD(0.05)  # noqa: E731
+            model.compile(d_optimizer=sgd(), g_optimizer=sgd()) if hasattr(model, "d_optimizer") else model.compile(sgd())
+        else:
+            model.compile()
+    return model
+
+
+def step(model, batch):
+    before = [v.numpy() for v in model.weights]
+    history = model.fit(tf.data.Dataset.from_tensor_slices(batch).batch(ROWS), epochs=1, verbose=0)
+    key = "d_loss" if "d_loss" in history.history else "loss"
+    return before, [v.numpy() for v in model.weights], float(history.history[key][0])
+
+
+def main(names):
+    mirrored = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    out = {}
+    for name in names:
+        cfg = tiny_model_config(name)
+        cfg.data.batch_size = ROWS
+        data = training.load_data(cfg)
+        rng = np.random.default_rng(0)
+        real = next(iter(data.train))
+        real = dict(real) if isinstance(real, dict) else {"rows": real}
+        default_batch = {k: np.asarray(v)[:ROWS] for k, v in real.items()}
+        batch = dict(default_batch)
+        probe = build(cfg, data, tf.distribute.get_strategy(), True)
+        batch["noise"] = rng.standard_normal((ROWS, probe.latent_dim)).astype("float32")
+        if name == "ctgan":
+            cfg.model["dropout"] = 0.0
+            batch["uniform"] = rng.uniform(0.0, 1.0, (ROWS, probe.data_width)).astype("float32")
+            batch["gp_eps"] = rng.uniform(0.0, 1.0, (ROWS, 1)).astype("float32")
+        w0, single, loss_1 = step(build(cfg, data, tf.distribute.get_strategy(), True), batch)
+        w0m, replicated, loss_2 = step(build(cfg, data, mirrored, True), batch)
+        cfg.model.pop("dropout", None)
+        d0, d1, _ = step(build(cfg, data, mirrored, False), default_batch)
+        out[name] = {
+            "same_start": all(np.array_equal(a, b) for a, b in zip(w0, w0m, strict=True)),
+            "max_update": float(max(np.abs(a - b).max() for a, b in zip(w0, single, strict=True))),
+            "max_diff": float(max(np.abs(a - b).max() for a, b in zip(single, replicated, strict=True))),
+            "loss_1": loss_1, "loss_2": loss_2,
+            "default_finite": bool(all(np.isfinite(v).all() for v in d1)),
+            "default_update": float(max(np.abs(a - b).max() for a, b in zip(d0, d1, strict=True))),
+        }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1].split(","))
