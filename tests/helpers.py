@@ -115,6 +115,27 @@ def run_python(code_or_file: str, *args: str, timeout: int = 300) -> subprocess.
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def mirrored_step_stats(script: str, names: list[str], timeout: int = 300) -> dict:
+    """Run ``tests/scripts/SCRIPT`` (one step on one device and under MirroredStrategy per model) and
+    check what every such script reports: the same start, a step that trained, weights equal to float32
+    rounding, and where reported the logged loss too and a finite default step. Returns the stats."""
+    import json
+
+    result = run_python(str(ROOT / "tests" / "scripts" / script), ",".join(names), timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(stats) == sorted(names)
+    for name, s in stats.items():
+        assert s["same_start"], name
+        assert s["max_update"] > 1e-4, f"{name}: the step did not train ({s})"
+        assert s["max_diff"] < 1e-6 * max(1.0, s["max_update"]), f"{name}: mirrored differs from one device ({s})"
+        if "loss_1" in s:
+            assert abs(s["loss_1"] - s["loss_2"]) < 1e-5 * abs(s["loss_1"]), f"{name}: logged loss differs ({s})"
+        if "default_finite" in s:
+            assert s["default_finite"] and s["default_update"] > 1e-5, f"{name}: the default mirrored step ({s})"
+    return stats
+
+
 def detokenize(tokenizer, ids) -> list[str]:
     """Reference for the tests: token ids ``(batch, time)`` back to strings through the
     tokenizer's vocabulary (padding dropped; words joined by spaces)."""

@@ -11,11 +11,9 @@ WGAN-GP + Adam default under the strategy is the audio GANs' mirrored test (the 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.helpers import ROOT, run_python
+from tests.helpers import mirrored_step_stats
 
 NAMES = ["chorale_nade", "music_transformer", "note_lstm", "musegan"]
 
@@ -25,12 +23,4 @@ def test_mirrored_music_step_matches_single_device():
     """SGD steps on a fixed batch of 8 (4 per replica; the chorale frames and the event windows with
     padding, so replicas hold different numbers of counted frames or tokens): equal to float32 rounding;
     the GAN with the hinge loss."""
-    result = run_python(str(ROOT / "tests" / "scripts" / "mirrored_music_step.py"), ",".join(NAMES), timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    stats = json.loads(result.stdout.strip().splitlines()[-1])
-    assert sorted(stats) == sorted(NAMES)
-    for name, s in stats.items():
-        assert s["same_start"], name
-        assert s["max_update"] > 1e-4, f"{name}: the step did not train ({s})"
-        assert s["max_diff"] < 1e-6 * max(1.0, s["max_update"]), f"{name}: mirrored differs from one device ({s})"
-        assert abs(s["loss_1"] - s["loss_2"]) < 1e-5 * abs(s["loss_1"]), f"{name}: logged loss differs ({s})"
+    mirrored_step_stats("mirrored_music_step.py", NAMES)

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 from aigc_tf import registry  # noqa: E402
 from tests.helpers import TINY_MODEL  # noqa: E402
+from tests.scripts.mirrored_common import compare, compile_for, step, two_cpus  # noqa: E402
 
 
 def batch_for(name, model, rng):
@@ -55,38 +56,22 @@ def build(name, strategy, equivalence):
         if equivalence and gan:
             extra["loss"] = "hinge"
         model = registry.build_model({"name": name, **extra}, 0)
-        if equivalence:
-            sgd = lambda: keras.optimizers.SGD(0.05)  # noqa: E731
-            model.compile(d_optimizer=sgd(), g_optimizer=sgd()) if gan else model.compile(sgd())
-        else:
-            model.compile()
+        compile_for(model, equivalence)
     return model
 
 
-def step(model, batch):
-    before = [v.numpy() for v in model.weights]
-    history = model.fit(tf.data.Dataset.from_tensor_slices(batch).batch(8), epochs=1, verbose=0)
-    key = "d_loss" if "d_loss" in history.history else "loss"
-    return before, [v.numpy() for v in model.weights], float(history.history[key][0])
-
-
 def main(names):
-    mirrored = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    mirrored = two_cpus()
     out = {}
     for case in names:
         name, _, default = case.partition("+")
         single_model = build(name, tf.distribute.get_strategy(), True)
         batch = batch_for(name, single_model, np.random.default_rng(0))
-        w0, single, loss_1 = step(single_model, batch)
-        w0m, replicated, loss_2 = step(build(name, mirrored, True), batch)
-        out[name] = {
-            "same_start": all(np.array_equal(a, b) for a, b in zip(w0, w0m, strict=True)),
-            "max_update": float(max(np.abs(a - b).max() for a, b in zip(w0, single, strict=True))),
-            "max_diff": float(max(np.abs(a - b).max() for a, b in zip(single, replicated, strict=True))),
-            "loss_1": loss_1, "loss_2": loss_2,
-        }
+        w0, single, loss_1 = step(single_model, batch, 8)
+        w0m, replicated, loss_2 = step(build(name, mirrored, True), batch, 8)
+        out[name] = compare(w0, single, w0m, replicated, loss_1, loss_2)
         if default and registry.family(name) == "music_gan":
-            d0, d1, _ = step(build(name, mirrored, False), {k: v for k, v in batch.items() if k != "noise"})
+            d0, d1, _ = step(build(name, mirrored, False), {k: v for k, v in batch.items() if k != "noise"}, 8)
             out[name]["default_finite"] = bool(all(np.isfinite(v).all() for v in d1))
             out[name]["default_update"] = float(max(np.abs(a - b).max() for a, b in zip(d0, d1, strict=True)))
     print(json.dumps(out))

@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 
 from aigc_tf import training  # noqa: E402
 from tests.helpers import tiny_model_config  # noqa: E402
+from tests.scripts.mirrored_common import compare, compile_for, step, two_cpus  # noqa: E402
 
 ROWS = 16
 
@@ -33,23 +34,12 @@ def build(cfg, data, strategy, equivalence):
     with strategy.scope():
         keras.utils.set_random_seed(1)
         model = training.build_model(cfg, data)
-        if equivalence:
-            sgd = lambda: keras.optimizers.SGD(0.05)  # noqa: E731
-            model.compile(d_optimizer=sgd(), g_optimizer=sgd()) if hasattr(model, "d_optimizer") else model.compile(sgd())
-        else:
-            model.compile()
+        compile_for(model, equivalence)
     return model
 
 
-def step(model, batch):
-    before = [v.numpy() for v in model.weights]
-    history = model.fit(tf.data.Dataset.from_tensor_slices(batch).batch(ROWS), epochs=1, verbose=0)
-    key = "d_loss" if "d_loss" in history.history else "loss"
-    return before, [v.numpy() for v in model.weights], float(history.history[key][0])
-
-
 def main(names):
-    mirrored = tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
+    mirrored = two_cpus()
     out = {}
     for name in names:
         cfg = tiny_model_config(name)
@@ -66,15 +56,12 @@ def main(names):
             cfg.model["dropout"] = 0.0
             batch["uniform"] = rng.uniform(0.0, 1.0, (ROWS, probe.data_width)).astype("float32")
             batch["gp_eps"] = rng.uniform(0.0, 1.0, (ROWS, 1)).astype("float32")
-        w0, single, loss_1 = step(build(cfg, data, tf.distribute.get_strategy(), True), batch)
-        w0m, replicated, loss_2 = step(build(cfg, data, mirrored, True), batch)
+        w0, single, loss_1 = step(build(cfg, data, tf.distribute.get_strategy(), True), batch, ROWS)
+        w0m, replicated, loss_2 = step(build(cfg, data, mirrored, True), batch, ROWS)
         cfg.model.pop("dropout", None)
-        d0, d1, _ = step(build(cfg, data, mirrored, False), default_batch)
+        d0, d1, _ = step(build(cfg, data, mirrored, False), default_batch, ROWS)
         out[name] = {
-            "same_start": all(np.array_equal(a, b) for a, b in zip(w0, w0m, strict=True)),
-            "max_update": float(max(np.abs(a - b).max() for a, b in zip(w0, single, strict=True))),
-            "max_diff": float(max(np.abs(a - b).max() for a, b in zip(single, replicated, strict=True))),
-            "loss_1": loss_1, "loss_2": loss_2,
+            **compare(w0, single, w0m, replicated, loss_1, loss_2),
             "default_finite": bool(all(np.isfinite(v).all() for v in d1)),
             "default_update": float(max(np.abs(a - b).max() for a, b in zip(d0, d1, strict=True))),
         }

@@ -6,11 +6,9 @@ generator's batch norm synchronized over the replicas, its packed critic and gra
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.helpers import ROOT, run_python
+from tests.helpers import mirrored_step_stats
 
 NAMES = ["tvae", "ctgan"]
 
@@ -21,13 +19,4 @@ def test_mirrored_table_step_matches_single_device():
     random draw in the batch: equal to float32 rounding (observed 1.7e-7 of TVAE's largest update, 3e-8
     for CTGAN); with the defaults (Adam, CTGAN's critic dropout and its own draws) a mirrored step trains
     and stays finite."""
-    result = run_python(str(ROOT / "tests" / "scripts" / "mirrored_table_step.py"), ",".join(NAMES), timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    stats = json.loads(result.stdout.strip().splitlines()[-1])
-    assert sorted(stats) == sorted(NAMES)
-    for name, s in stats.items():
-        assert s["same_start"], name
-        assert s["max_update"] > 1e-4, f"{name}: the step did not train ({s})"
-        assert s["max_diff"] < 1e-6 * max(1.0, s["max_update"]), f"{name}: mirrored differs from one device ({s})"
-        assert abs(s["loss_1"] - s["loss_2"]) < 1e-5 * abs(s["loss_1"]), f"{name}: logged loss differs ({s})"
-        assert s["default_finite"] and s["default_update"] > 1e-5, f"{name}: the default mirrored step ({s})"
+    mirrored_step_stats("mirrored_table_step.py", NAMES)
