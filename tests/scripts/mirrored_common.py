@@ -22,6 +22,14 @@ def compare(w0, single, w0m, replicated, loss_1, loss_2) -> dict:
     }
 
 
+def default_stats(before, after) -> dict:
+    """A step with the model's own defaults: it has to train and stay finite."""
+    return {
+        "default_finite": bool(all(np.isfinite(v).all() for v in after)),
+        "default_update": float(max(np.abs(a - b).max() for a, b in zip(before, after, strict=True))),
+    }
+
+
 def two_cpus():
     """MirroredStrategy over the logical CPUs the script configured."""
     return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 
 from aigc_tf import registry  # noqa: E402
 from tests.helpers import TINY_MODEL  # noqa: E402
-from tests.scripts.mirrored_common import compare, compile_for, step, two_cpus  # noqa: E402
+from tests.scripts.mirrored_common import compare, compile_for, default_stats, step, two_cpus  # noqa: E402
 
 
 def batch_for(name, model, rng):
@@ -72,8 +72,7 @@ def main(names):
         out[name] = compare(w0, single, w0m, replicated, loss_1, loss_2)
         if default and registry.family(name) == "music_gan":
             d0, d1, _ = step(build(name, mirrored, False), {k: v for k, v in batch.items() if k != "noise"}, 8)
-            out[name]["default_finite"] = bool(all(np.isfinite(v).all() for v in d1))
-            out[name]["default_update"] = float(max(np.abs(a - b).max() for a, b in zip(d0, d1, strict=True)))
+            out[name].update(default_stats(d0, d1))
     print(json.dumps(out))
 
 
