@@ -362,3 +362,30 @@ def test_a_lora_run_resumes_with_its_adapters_and_optimizer(preset, tmp_path):
     for v in resumed.backbone.weights:
         if "lora" not in v.path and v.path in frozen:
             np.testing.assert_array_equal(v.numpy(), frozen[v.path], err_msg=v.path)
+
+
+def test_the_shipped_imdb_fine_tune_config_runs_end_to_end_on_a_local_preset(preset, tmp_path, capsys):
+    """configs/gpt2_finetune_imdb.yaml with every key it ships except the preset (the tiny one here:
+    gpt2_base_en cannot be downloaded on this machine), a context that fits it, and tfds's offline
+    mock of imdb_reviews: train, then the documents' sampling call (50 new tokens, 3 sequences)."""
+    import tensorflow_datasets as tfds
+
+    from tests.helpers import CONFIGS
+
+    run = tmp_path / "run"
+    overrides = [f"model.preset={preset}", "data.seq_len=32", "data.max_examples=16", "train.verbose=0",
+                 f"data.data_dir={tmp_path}/tfds"]
+    with tfds.testing.mock_data(num_examples=16):
+        code = cli.main(["train", str(CONFIGS / "gpt2_finetune_imdb.yaml"), "--run-dir", str(run), "--set", *overrides])
+    assert code == 0
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0]) and np.isfinite(history["val_loss"][0])
+    model = keras.models.load_model(run / "model.keras")
+    # LoRA rank 8 from the config: only the adapters train (A and B of query and value, per block).
+    assert len(model.trainable_variables) == 2 * 2 * SIZES["num_layers"]
+    assert all("lora_kernel" in v.path for v in model.trainable_variables)
+    capsys.readouterr()
+    assert cli.main(["sample", str(run), "--prompt", "This movie", "--max-new-tokens", "50", "-n", "3",
+                     "--seed", "0"]) == 0
+    texts = [line for line in capsys.readouterr().out.splitlines() if line.startswith("This movie")]
+    assert len(texts) == 3 and len(set(texts)) > 1, texts
