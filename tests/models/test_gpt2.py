@@ -16,7 +16,7 @@ import tensorflow as tf
 from aigc_tf import cli, registry
 from aigc_tf.config import from_dict
 from aigc_tf.errors import ConfigError
-from tests.helpers import run_python
+from tests.helpers import CONFIGS, run_python
 
 keras_hub = pytest.importorskip("keras_hub")
 pytest.importorskip("tensorflow_text")
@@ -369,8 +369,6 @@ def test_the_shipped_imdb_fine_tune_config_runs_end_to_end_on_a_local_preset(pre
     gpt2_base_en cannot be downloaded on this machine), a context that fits it, and tfds's offline
     mock of imdb_reviews: train, then the documents' sampling call (50 new tokens, 3 sequences)."""
     import tensorflow_datasets as tfds
-
-    from tests.helpers import CONFIGS
 
     run = tmp_path / "run"
     overrides = [f"model.preset={preset}", "data.seq_len=32", "data.max_examples=16", "train.verbose=0",
