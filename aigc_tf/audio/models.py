@@ -26,12 +26,15 @@ class _AudioGAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.Two
     value_range = "tanh"
 
     def _init_gan(self, clip_length, sample_rate, num_classes, latent_dim, conditional, loss, gp_weight, d_steps,
-                  seed):
+                  seed, aux_weight):
         if loss not in losses.GAN_LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; use one of {', '.join(losses.GAN_LOSSES)}")
         common.check_conditional(conditional, num_classes)
         if d_steps < 1:
             raise ValueError(f"d_steps must be at least 1, got {d_steps}")
+        if aux_weight < 0 or (aux_weight and not conditional):
+            raise ValueError(f"aux_weight {aux_weight} needs a conditional model and a value >= 0 "
+                             "(set model.conditional: true, or model.aux_weight: 0)")
         self.clip_length = int(clip_length)
         self.sample_rate = int(sample_rate)
         self.num_classes = num_classes
@@ -41,6 +44,7 @@ class _AudioGAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.Two
         self.gp_weight = gp_weight
         self.d_steps = d_steps
         self.seed = seed
+        self.aux_weight = float(aux_weight)
         self.augment_policy = ()
         self.ema_generator = None
         self._d_batch_norm = False
@@ -50,12 +54,13 @@ class _AudioGAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.Two
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.real_score_tracker = keras.metrics.Mean(name="real_score")
         self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
+        self._init_aux_trackers()
         return num_classes if conditional else 0
 
     def _gan_config(self):
         return dict(clip_length=self.clip_length, sample_rate=self.sample_rate, num_classes=self.num_classes,
                     latent_dim=self.latent_dim, conditional=self.conditional, loss=self.loss_name,
-                    gp_weight=self.gp_weight, d_steps=self.d_steps, seed=self.seed)
+                    gp_weight=self.gp_weight, d_steps=self.d_steps, seed=self.seed, aux_weight=self.aux_weight)
 
 
 @keras.saving.register_keras_serializable(package="aigc_tf")
@@ -78,6 +83,8 @@ class WaveGAN(_AudioGAN):
         gp_weight: gradient-penalty weight (paper: 10).
         d_steps: critic updates per generator update (paper: 5).
         seed: initial seed of the model's ``SeedGenerator``.
+        aux_weight: weight of an auxiliary classifier's cross-entropy
+            (AC-GAN, conditional models only; 0, the default, has none).
 
     Example:
         >>> gan = WaveGAN(clip_length=16384, sample_rate=16000)
@@ -89,16 +96,17 @@ class WaveGAN(_AudioGAN):
     def __init__(self, clip_length: int = 16384, sample_rate: int = 16000, num_classes: int = 0,
                  latent_dim: int = 100, model_dim: int = 64, num_layers: int = 5, phase_shuffle: int = 2,
                  conditional: bool = False, loss: str = "wgan_gp", gp_weight: float = 10.0, d_steps: int = 5,
-                 seed: int | None = None, **kwargs):
+                 seed: int | None = None, aux_weight: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         classes = self._init_gan(clip_length, sample_rate, num_classes, latent_dim, conditional, loss, gp_weight,
-                                 d_steps, seed)
+                                 d_steps, seed, aux_weight)
         self.model_dim = model_dim
         self.num_layers = num_layers
         self.phase_shuffle = phase_shuffle
         self.generator = networks.wavegan_generator(self.clip_length, latent_dim, model_dim, num_layers, classes)
         self.discriminator = networks.wavegan_discriminator(self.clip_length, model_dim, num_layers, classes,
-                                                            phase_shuffle, seed=seed)
+                                                            phase_shuffle, seed=seed,
+                                                            aux_classifier=bool(self.aux_weight))
         self.built = True
 
     def get_config(self):
@@ -119,7 +127,7 @@ class SpecGAN(_AudioGAN):
 
     Args:
         clip_length, sample_rate, num_classes, latent_dim, conditional, loss,
-            gp_weight, d_steps, seed: as for :class:`WaveGAN`.
+            gp_weight, d_steps, seed, aux_weight: as for :class:`WaveGAN`.
         model_dim: DCGAN width (paper: 64).
         frame_length, frame_step: STFT window and hop in samples.
         griffin_lim_iterations: Griffin-Lim iterations when generating (paper: 16).
@@ -135,10 +143,11 @@ class SpecGAN(_AudioGAN):
     def __init__(self, clip_length: int = 16384, sample_rate: int = 16000, num_classes: int = 0,
                  latent_dim: int = 100, model_dim: int = 64, frame_length: int = 256, frame_step: int = 128,
                  griffin_lim_iterations: int = 16, conditional: bool = False, loss: str = "wgan_gp",
-                 gp_weight: float = 10.0, d_steps: int = 5, seed: int | None = None, **kwargs):
+                 gp_weight: float = 10.0, d_steps: int = 5, seed: int | None = None, aux_weight: float = 0.0,
+                 **kwargs):
         super().__init__(**kwargs)
         classes = self._init_gan(clip_length, sample_rate, num_classes, latent_dim, conditional, loss, gp_weight,
-                                 d_steps, seed)
+                                 d_steps, seed, aux_weight)
         if clip_length % frame_step:
             raise ValueError(f"clip_length {clip_length} must be a multiple of frame_step {frame_step}")
         self.model_dim = model_dim
@@ -147,7 +156,8 @@ class SpecGAN(_AudioGAN):
         self.griffin_lim_iterations = griffin_lim_iterations
         self.spectrogram_shape = (self.clip_length // frame_step, frame_length // 2)
         self.generator = networks.specgan_generator(self.spectrogram_shape, latent_dim, model_dim, classes)
-        self.discriminator = networks.specgan_discriminator(self.spectrogram_shape, model_dim, classes)
+        self.discriminator = networks.specgan_discriminator(self.spectrogram_shape, model_dim, classes,
+                                                            aux_classifier=bool(self.aux_weight))
         bins = self.spectrogram_shape[1]
         self.bin_mean = self.add_weight(shape=(bins,), initializer="zeros", trainable=False, name="bin_mean")
         self.bin_std = self.add_weight(shape=(bins,), initializer="ones", trainable=False, name="bin_std")

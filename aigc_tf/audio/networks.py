@@ -72,13 +72,16 @@ def _with_label_embedding(z, labels, num_classes: int, dim: int):
     return layers.Concatenate()([z, layers.Embedding(num_classes, dim, name="label_embedding")(labels)])
 
 
-def _projection_logit(features, labels, num_classes: int):
-    """``dense(h) + <embed(y), h>`` (the projection discriminator, Miyato & Koyama 2018)."""
+def _projection_logit(features, labels, num_classes: int, aux_classifier: bool = False):
+    """``dense(h) + <embed(y), h>`` (the projection discriminator, Miyato & Koyama 2018); with
+    ``aux_classifier``, ``[logit, class_logits]`` with a dense class head on the same features (AC-GAN)."""
     logit = layers.Dense(1, name="logit")(features)
-    if not num_classes:
-        return logit
-    embedded = layers.Embedding(num_classes, features.shape[-1], name="label_projection")(labels)
-    return logit + keras.ops.sum(embedded * features, axis=-1, keepdims=True)
+    if num_classes:
+        embedded = layers.Embedding(num_classes, features.shape[-1], name="label_projection")(labels)
+        logit = logit + keras.ops.sum(embedded * features, axis=-1, keepdims=True)
+    if aux_classifier:
+        return [logit, layers.Dense(num_classes, name="aux_classifier")(features)]
+    return logit
 
 
 def wavegan_generator(clip_length: int, latent_dim: int, model_dim: int, num_layers: int, num_classes: int = 0,
@@ -108,11 +111,11 @@ def wavegan_generator(clip_length: int, latent_dim: int, model_dim: int, num_lay
 
 def wavegan_discriminator(clip_length: int, model_dim: int, num_layers: int, num_classes: int = 0,
                           phase_shuffle: int = 2, kernel_size: int = 25, stride: int = 4, seed: int | None = None,
-                          name: str = "discriminator"):
+                          aux_classifier: bool = False, name: str = "discriminator"):
     """Waveform -> logit: ``k`` strided convolutions doubling the channels
     (LeakyReLU 0.2, phase shuffle after each but the last), then a dense
     logit (projection on the labels when conditional). No normalisation: the
-    WGAN-GP penalty is per example."""
+    WGAN-GP penalty is per example. ``aux_classifier``: also class logits (AC-GAN)."""
     wave_layers(clip_length, num_layers, stride)
     x = layers.Input((clip_length,), name="audio")
     labels = _label_input(num_classes)
@@ -123,7 +126,8 @@ def wavegan_discriminator(clip_length: int, model_dim: int, num_layers: int, num
         if i < num_layers - 1 and phase_shuffle:
             h = PhaseShuffle(phase_shuffle, seed=None if seed is None else seed + i, name=f"phase_shuffle_{i}")(h)
     h = layers.Flatten()(h)
-    return keras.Model([x, labels] if num_classes else x, _projection_logit(h, labels, num_classes), name=name)
+    return keras.Model([x, labels] if num_classes else x, _projection_logit(h, labels, num_classes, aux_classifier),
+                       name=name)
 
 
 def spec_layers(shape: tuple[int, int]) -> tuple[int, tuple[int, int]]:
@@ -155,7 +159,7 @@ def specgan_generator(shape: tuple[int, int], latent_dim: int, model_dim: int, n
 
 
 def specgan_discriminator(shape: tuple[int, int], model_dim: int, num_classes: int = 0, kernel_size: int = 5,
-                          name: str = "discriminator"):
+                          aux_classifier: bool = False, name: str = "discriminator"):
     k, _ = spec_layers(shape)
     x = layers.Input((*shape, 1), name="spectrogram")
     labels = _label_input(num_classes)
@@ -164,7 +168,8 @@ def specgan_discriminator(shape: tuple[int, int], model_dim: int, num_classes: i
         h = layers.Conv2D(model_dim * 2**i, kernel_size, strides=2, padding="same", name=f"conv_{i}")(h)
         h = layers.LeakyReLU(0.2)(h)
     h = layers.Flatten()(h)
-    return keras.Model([x, labels] if num_classes else x, _projection_logit(h, labels, num_classes), name=name)
+    return keras.Model([x, labels] if num_classes else x, _projection_logit(h, labels, num_classes, aux_classifier),
+                       name=name)
 
 
 def _hidden(h, labels, num_classes):

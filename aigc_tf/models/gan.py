@@ -22,11 +22,19 @@ class AdversarialTrainingMixin:
     loss functions ``_d_loss_fn`` / ``_g_loss_fn`` and the four trackers.
     ``batch_key`` names the data in a batch dict; ``_prepare_real`` maps it
     to what the discriminator sees (a SpecGAN's spectrogram).
+
+    Auxiliary classifier (AC-GAN, Odena et al. 2017, as Gulrajani et al.
+    2017 combine it with WGAN-GP): when ``aux_weight > 0`` the
+    discriminator returns ``[score, class_logits]``; the discriminator adds
+    ``aux_weight`` times the cross-entropy of the real batch's labels, the
+    generator ``aux_weight`` times that of the labels it was asked for.
+    The gradient penalty acts on the score alone.
     """
 
     batch_key = "images"
     # Logits and losses in float32, each loss scaled by its own optimizer (see models.common).
     mixed_precision = True
+    aux_weight = 0.0
 
     def _unpack(self, data):
         real, labels, noise = common.unpack_batch(data, self.batch_key)
@@ -37,7 +45,13 @@ class AdversarialTrainingMixin:
 
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
+        trackers = [self.d_loss_tracker, self.g_loss_tracker, self.real_score_tracker, self.fake_score_tracker]
+        return trackers + ([self.real_class_loss_tracker, self.fake_class_loss_tracker] if self.aux_weight else [])
+
+    def _init_aux_trackers(self):
+        """The auxiliary classifier's two cross-entropies (AC-GAN), logged apart from the losses."""
+        self.real_class_loss_tracker = keras.metrics.Mean(name="real_class_loss")
+        self.fake_class_loss_tracker = keras.metrics.Mean(name="fake_class_loss")
 
     # ------------------------------------------------------------- generation
     def _g_inputs(self, z, labels):
@@ -71,14 +85,36 @@ class AdversarialTrainingMixin:
         return self(z if not self.conditional else [z, labels], training=False)  # in [-1, 1]
 
     # --------------------------------------------------------------- training
-    def _disc(self, images, labels, training):
-        """Discriminator logits; in training, after this call's own DiffAugment draw."""
+    def _heads(self, outputs):
+        """``(score, class_logits)`` in float32; ``class_logits`` is None without an auxiliary classifier."""
+        if isinstance(outputs, (list, tuple)):
+            return common.float32(*outputs)
+        return common.float32(outputs), None
+
+    def _disc_heads(self, images, labels, training):
+        """Discriminator ``(score, class_logits)``; in training, after this call's own DiffAugment draw."""
         if training and self.augment_policy:
             images = diffaug.diff_augment(images, self.augment_policy, common.replica_seed(self.seed_generator))
-        return common.float32(self.discriminator(self._d_inputs(images, labels), training=training))
+        return self._heads(self.discriminator(self._d_inputs(images, labels), training=training))
+
+    def _disc(self, images, labels, training):
+        """Discriminator scores (the critic's output the losses and the gradient penalty use)."""
+        return self._disc_heads(images, labels, training)[0]
+
+    def _class_loss(self, class_logits, labels):
+        """Mean cross-entropy of ``labels`` under the auxiliary classifier (0 without one)."""
+        if class_logits is None:
+            return tf.constant(0.0)
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+            tf.cast(labels, tf.int32), class_logits, from_logits=True))
 
     def _real_fake_logits(self, images, fake, labels, training):
-        """Logits of the real and the generated batch.
+        """Scores of the real and the generated batch (see :meth:`_real_fake_heads`)."""
+        (real, _), (fake, _) = self._real_fake_heads(images, fake, labels, training)
+        return real, fake
+
+    def _real_fake_heads(self, images, fake, labels, training):
+        """``(score, class_logits)`` of the real and of the generated batch.
 
         Both batches are augmented in one call (each image draws its own
         transform). Without batch norm the discriminator treats examples
@@ -92,30 +128,37 @@ class AdversarialTrainingMixin:
             both = diffaug.diff_augment(both, self.augment_policy, common.replica_seed(self.seed_generator))
         if self._d_batch_norm:
             real, fake = tf.split(both, 2, axis=0)
-            return common.float32(self.discriminator(self._d_inputs(real, labels), training=training),
-                                  self.discriminator(self._d_inputs(fake, labels), training=training))
-        both_logits = common.float32(self.discriminator(self._d_inputs(both, both_labels), training=training))
-        return tf.split(both_logits, 2, axis=0)
+            return (self._heads(self.discriminator(self._d_inputs(real, labels), training=training)),
+                    self._heads(self.discriminator(self._d_inputs(fake, labels), training=training)))
+        score, class_logits = self._heads(self.discriminator(self._d_inputs(both, both_labels), training=training))
+        real_score, fake_score = tf.split(score, 2, axis=0)
+        if class_logits is None:
+            return (real_score, None), (fake_score, None)
+        real_classes, fake_classes = tf.split(class_logits, 2, axis=0)
+        return (real_score, real_classes), (fake_score, fake_classes)
 
     def _d_loss(self, images, labels, fake, training):
-        real_logits, fake_logits = self._real_fake_logits(images, fake, labels, training)
+        (real_logits, real_classes), (fake_logits, _) = self._real_fake_heads(images, fake, labels, training)
         d_loss = self._d_loss_fn(real_logits, fake_logits)
+        real_class_loss = self._class_loss(real_classes, labels)
+        if self.aux_weight:
+            d_loss = d_loss + self.aux_weight * real_class_loss
         if self.loss_name == "wgan_gp":
             eps = common.uniform(tf.concat([tf.shape(images)[:1], tf.ones([tf.rank(images) - 1], tf.int32)], 0),
                                  self.seed_generator)
             penalty = losses.gradient_penalty(lambda x: self._disc(x, labels, training), images, fake, eps)
             d_loss = d_loss + self.gp_weight * penalty
-        return d_loss, real_logits, fake_logits
+        return d_loss, real_logits, fake_logits, real_class_loss
 
     def _d_update(self, images, labels, fake):
         """One discriminator step against ``fake`` (a constant here)."""
         fake = tf.stop_gradient(fake)
         with tf.GradientTape() as tape:
-            d_loss, real_logits, fake_logits = self._d_loss(images, labels, fake, True)
+            d_loss, real_logits, fake_logits, real_class_loss = self._d_loss(images, labels, fake, True)
             scaled = self.d_optimizer.scale_loss(common.replica_scale(d_loss))
         grads = tape.gradient(scaled, self.discriminator.trainable_variables)
         common.apply_gradients(self.d_optimizer, grads, self.discriminator.trainable_variables)
-        return d_loss, real_logits, fake_logits
+        return d_loss, real_logits, fake_logits, real_class_loss
 
     def train_step(self, data):
         """``d_steps`` discriminator updates, then one generator update.
@@ -135,14 +178,18 @@ class AdversarialTrainingMixin:
         with tf.GradientTape() as tape:
             fake = self.generator(self._g_inputs(z, labels), training=True)
             with tape.stop_recording():
-                d_loss, real_logits, fake_logits = self._d_update(images, labels, fake)
-            g_loss = self._g_loss_fn(self._disc(fake, labels, True))
+                d_loss, real_logits, fake_logits, real_class_loss = self._d_update(images, labels, fake)
+            fake_score, fake_classes = self._disc_heads(fake, labels, True)
+            g_loss = self._g_loss_fn(fake_score)
+            fake_class_loss = self._class_loss(fake_classes, labels)
+            if self.aux_weight:
+                g_loss = g_loss + self.aux_weight * fake_class_loss
             scaled = self.g_optimizer.scale_loss(common.replica_scale(g_loss))
         grads = tape.gradient(scaled, self.generator.trainable_variables)
         common.apply_gradients(self.g_optimizer, grads, self.generator.trainable_variables)
         if self.ema_generator is not None:
             self._update_ema(batch)
-        return self._update_metrics(d_loss, g_loss, real_logits, fake_logits)
+        return self._update_metrics(d_loss, g_loss, real_logits, fake_logits, real_class_loss, fake_class_loss)
 
     def ema_beta(self, images_seen, global_batch):
         """Decay of the moving average for a step of ``global_batch`` images after ``images_seen``."""
@@ -180,13 +227,16 @@ class AdversarialTrainingMixin:
         images, labels, noise = self._unpack(data)
         z = noise if noise is not None else self.sample_latent(tf.shape(images)[0])
         fake = self.generator(self._g_inputs(z, labels), training=False)
-        real_logits, fake_logits = self._real_fake_logits(images, fake, labels, False)
+        (real_logits, real_classes), (fake_logits, fake_classes) = self._real_fake_heads(images, fake, labels, False)
         d_loss = self._d_loss_fn(real_logits, fake_logits)
         g_loss = self._g_loss_fn(fake_logits)
-        return self._update_metrics(d_loss, g_loss, real_logits, fake_logits)
+        real_class_loss, fake_class_loss = self._class_loss(real_classes, labels), self._class_loss(fake_classes, labels)
+        return self._update_metrics(d_loss, g_loss, real_logits, fake_logits, real_class_loss, fake_class_loss)
 
-    def _update_metrics(self, d_loss, g_loss, real_logits, fake_logits):
+    def _update_metrics(self, d_loss, g_loss, real_logits, fake_logits, real_class_loss, fake_class_loss):
         values = (d_loss, g_loss, tf.reduce_mean(real_logits), tf.reduce_mean(fake_logits))
+        if self.aux_weight:
+            values += (real_class_loss, fake_class_loss)
         return common.update_batch_means(self.metrics, values, tf.shape(real_logits)[0])
 
 
