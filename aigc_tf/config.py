@@ -100,6 +100,8 @@ class TrainConfig:
     # after `warmup_steps` of linear warm-up (both for single-optimizer models).
     lr_schedule: str = "constant"
     warmup_steps: int = 0
+    # Decoupled weight decay (AdamW) for every optimizer the config builds; 0: plain Adam.
+    weight_decay: float = 0.0
     # Clip each step's gradient to this global norm (null: no clipping).
     clipnorm: float | None = None
     # Text models: what the per-epoch samples (samples/epoch_NNNN.txt) start from.

@@ -160,8 +160,12 @@ def apply_gradients(optimizer, grads, variables, clip_norm: float | None = None)
     optimizer.apply_gradients(zip(grads, variables, strict=True))
 
 
-def adam(learning_rate: float, beta_1: float = 0.5, beta_2: float = 0.999, name: str | None = None):
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, name=name)
+def adam(learning_rate: float, beta_1: float = 0.5, beta_2: float = 0.999, name: str | None = None,
+         weight_decay: float = 0.0):
+    """Adam; with ``weight_decay > 0`` decoupled weight decay (AdamW: every step each variable
+    also shrinks by ``learning_rate * weight_decay`` times itself, Keras' own implementation)."""
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, name=name,
+                                 weight_decay=weight_decay or None)
 
 
 EXECUTION_KEYS = ("steps_per_execution", "jit_compile")

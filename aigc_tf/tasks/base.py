@@ -136,10 +136,13 @@ def compile_adam(model, train_cfg):
     execution = dict(steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
     if hasattr(model, "discriminator"):
         model.compile(
-            d_optimizer=common.adam(t.d_learning_rate or t.learning_rate, t.beta_1, t.beta_2, name="d_adam"),
-            g_optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, name="g_adam"), **execution)
+            d_optimizer=common.adam(t.d_learning_rate or t.learning_rate, t.beta_1, t.beta_2, name="d_adam",
+                                    weight_decay=t.weight_decay),
+            g_optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, name="g_adam", weight_decay=t.weight_decay),
+            **execution)
     else:
-        model.compile(optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2), **execution)
+        model.compile(optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, weight_decay=t.weight_decay),
+                      **execution)
     return model
 
 
