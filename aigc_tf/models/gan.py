@@ -19,7 +19,8 @@ class AdversarialTrainingMixin:
     ``conditional``), ``ema_generator`` (or None), ``augment_policy``
     (DiffAugment policies, ``()`` for none), ``_d_batch_norm``,
     ``loss_name``, ``gp_weight``, ``d_steps``, ``seed_generator``, the
-    loss functions ``_d_loss_fn`` / ``_g_loss_fn`` and the four trackers.
+    loss functions ``_d_loss_fn`` / ``_g_loss_fn`` and the four trackers
+    (six with an auxiliary classifier: :meth:`_init_aux_trackers`).
     ``batch_key`` names the data in a batch dict; ``_prepare_real`` maps it
     to what the discriminator sees (a SpecGAN's spectrogram).
 
@@ -34,7 +35,7 @@ class AdversarialTrainingMixin:
     batch_key = "images"
     # Logits and losses in float32, each loss scaled by its own optimizer (see models.common).
     mixed_precision = True
-    aux_weight = 0.0
+    aux_weight = 0.0  # no auxiliary classifier unless a model sets one
 
     def _unpack(self, data):
         real, labels, noise = common.unpack_batch(data, self.batch_key)
