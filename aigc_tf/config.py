@@ -285,6 +285,8 @@ def _check_values(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {t.lr_schedule!r}")
     if t.warmup_steps < 0:
         raise ConfigError(f"{source}: train.warmup_steps must be 0 or more, got {t.warmup_steps}")
+    if t.weight_decay < 0:
+        raise ConfigError(f"{source}: train.weight_decay must be 0 (plain Adam) or more, got {t.weight_decay}")
     if t.clipnorm is not None and t.clipnorm <= 0:
         raise ConfigError(f"{source}: train.clipnorm must be positive (or null for no clipping), got {t.clipnorm}")
     from aigc_tf import registry

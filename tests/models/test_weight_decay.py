@@ -41,3 +41,15 @@ def test_a_run_compiles_saves_and_reloads_with_its_weight_decay(tmp_path):
     assert model.optimizer.weight_decay == pytest.approx(0.05)
     default = text_config("lstm_lm")
     assert default.train.weight_decay == 0.0
+
+
+def test_negative_weight_decay_is_one_clear_error(tmp_path, capsys):
+    from aigc_tf import cli
+    from tests.helpers import CONFIGS
+
+    run_dir = tmp_path / "run"
+    code = cli.main(["train", str(CONFIGS / "lstm_lm_embedded.yaml"), "--set", "train.weight_decay=-0.1",
+                     "--run-dir", str(run_dir)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "train.weight_decay must be 0 (plain Adam) or more" in err[0]
+    assert not run_dir.exists()
