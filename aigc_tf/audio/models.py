@@ -54,7 +54,8 @@ class _AudioGAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.Two
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.real_score_tracker = keras.metrics.Mean(name="real_score")
         self.fake_score_tracker = keras.metrics.Mean(name="fake_score")
-        self._init_aux_trackers()
+        if self.aux_weight:
+            self._init_aux_trackers()
         return num_classes if conditional else 0
 
     def _gan_config(self):

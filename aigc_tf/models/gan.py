@@ -109,11 +109,6 @@ class AdversarialTrainingMixin:
         return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
             tf.cast(labels, tf.int32), class_logits, from_logits=True))
 
-    def _real_fake_logits(self, images, fake, labels, training):
-        """Scores of the real and the generated batch (see :meth:`_real_fake_heads`)."""
-        (real, _), (fake, _) = self._real_fake_heads(images, fake, labels, training)
-        return real, fake
-
     def _real_fake_heads(self, images, fake, labels, training):
         """``(score, class_logits)`` of the real and of the generated batch.
 

@@ -140,7 +140,7 @@ def test_real_and_fake_share_one_discriminator_call_without_batch_norm():
     assert not model._d_batch_norm
     x = tf.constant(_batches(1)["images"])
     fake = model.generator(tf.constant(_batches(1)["noise"]))
-    real_logits, fake_logits = model._real_fake_logits(x, fake, None, False)
+    (real_logits, _), (fake_logits, _) = model._real_fake_heads(x, fake, None, False)
     np.testing.assert_allclose(real_logits.numpy(), model.discriminator(x).numpy(), atol=1e-5)
     np.testing.assert_allclose(fake_logits.numpy(), model.discriminator(fake).numpy(), atol=1e-5)
 
