@@ -238,7 +238,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
         # change the random state training starts from (the pipeline's seeds and
         # the model's weights were fixed above).
         keras.utils.set_random_seed(cfg.seed + initial_epoch)
-    history = json.loads((run_dir / "history.json").read_text()) if resumed and writer.active else {}
+    # Preempted in its first epoch, a run has a checkpoint but no history yet.
+    logged = run_dir / "history.json"
+    history = json.loads(logged.read_text()) if resumed and writer.active and logged.exists() else {}
     if resumed:
         # Drop anything logged after the checkpoint (an epoch interrupted mid-save).
         history = truncate_history(history, initial_epoch)

@@ -299,6 +299,19 @@ def test_sigterm_saves_mid_epoch_and_the_rerun_finishes_that_epoch_only(tmp_path
     assert json.loads((run / "checkpoints" / "state.json").read_text()) == {"epochs_done": 3, "finished": True}
 
 
+def test_a_run_preempted_in_its_first_epoch_resumes(tmp_path):
+    """Preempted before any epoch ended, a run has a checkpoint but no history.json yet."""
+    cfg = tiny_config("conv_vae", train={"epochs": 2})
+    run = tmp_path / "run"
+    with pytest.raises(training.Preempted) as stopped:
+        training.train(cfg, run, callbacks=[SigtermAt(epoch=0, batch=0)])
+    assert (stopped.value.epochs_done, stopped.value.steps_done) == (0, 2)
+    assert not (run / "history.json").exists()
+    model = training.train(cfg, run)
+    assert int(model.optimizer.iterations.numpy()) == 2 * 4
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
+
+
 def _precision_step(name, precision, w0=None, batch=None):
     """A model of ``tiny_config(name)`` built under ``precision`` (SGD 0.01; its weights set to ``w0``),
     stepped once on ``batch``; with float16 the step is retried from the same weights until its
