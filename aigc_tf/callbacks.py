@@ -45,12 +45,91 @@ class NonFiniteGuard(keras.callbacks.Callback):
             self._check(logs, f"the end of epoch {epoch + 1}")
 
 
-class RunRecorder(keras.callbacks.Callback):
-    """Per epoch: the family's samples, ``history.json``, then checkpoint + state (atomic)."""
+def averaging_optimizers(model) -> list:
+    """The model's optimizers that keep a moving average of their variables (``use_ema``),
+    loss-scale wrappers unwrapped; whatever attribute holds them."""
+    found = {}
+    for value in [getattr(model, "optimizer", None), *vars(model).values()]:
+        value = getattr(value, "inner_optimizer", value)
+        if isinstance(value, keras.optimizers.Optimizer) and value.use_ema:
+            found[id(value)] = value
+    return list(found.values())
 
-    def __init__(self, task, cfg, writer, history: dict, guard: NonFiniteGuard):
+
+class AveragedWeights(keras.callbacks.Callback):
+    """``train.ema_momentum``: the moving average of the weights where a trained model is looked at.
+
+    The optimizer keeps the average (Keras' ``use_ema``, updated inside the
+    train step); this swaps it into the model for validation and for the
+    end-of-epoch work (the quality metric, the samples), and back for the
+    checkpoint (see :meth:`raw`), so a checkpoint holds the raw weights beside
+    their average and a resumed run continues exactly. At the end of ``fit``
+    Keras writes the average into the model: the trained model is the average.
+    Keras does that position by position over ``model.trainable_weights``,
+    which :meth:`on_train_begin` checks lines up with the optimizer's variables.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._raw = None  # the raw values while the average is in the model
+        self.last_raw = None  # the raw values at the last epoch's end (Keras' end of fit overwrites them)
+
+    def _pairs(self):
+        return [pair for opt in averaging_optimizers(self.model)
+                for pair in zip(opt._trainable_variables, opt._model_variables_moving_average, strict=True)]
+
+    def on_train_begin(self, logs=None):
+        from aigc_tf.errors import ConfigError
+
+        opt = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
+        finalized = opt._trainable_variables if getattr(opt, "use_ema", False) else []
+        if [id(v) for v in self.model.trainable_weights[:len(finalized)]] != [id(v) for v in finalized]:
+            raise ConfigError(f"train.ema_momentum does not work with {type(self.model).__name__}: its trainable "
+                              "weights do not start with its averaged optimizer's variables; set train.ema_momentum=0")
+
+    def swap_in(self):
+        """Put the average into the model (no-op if it is there)."""
+        if self._raw is None:
+            pairs = self._pairs()
+            self._raw = [var.numpy() for var, _ in pairs]
+            for var, average in pairs:
+                var.assign(average)
+
+    def raw(self):
+        """Put the raw weights back (no-op if they are there)."""
+        if self._raw is not None:
+            for (var, _), value in zip(self._pairs(), self._raw, strict=True):
+                var.assign(value)
+            self.last_raw, self._raw = self._raw, None
+
+    def restore_last_raw(self):
+        """Undo Keras' end-of-fit average write, for a run that goes on with another ``fit``."""
+        if self.last_raw is not None:
+            for (var, _), value in zip(self._pairs(), self.last_raw, strict=True):
+                var.assign(value)
+
+    def on_test_begin(self, logs=None):
+        self.swap_in()
+
+    def on_test_end(self, logs=None):
+        self.raw()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.swap_in()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.raw()
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Per epoch: the family's samples, ``history.json``, then checkpoint + state (atomic).
+    With ``averaged`` (an :class:`AveragedWeights`), the samples come from the averaged
+    weights and the checkpoint holds the raw ones."""
+
+    def __init__(self, task, cfg, writer, history: dict, guard: NonFiniteGuard, averaged=None):
         super().__init__()
         self.task, self.cfg, self.writer, self.history, self.guard = task, cfg, writer, history, guard
+        self.averaged = averaged
         self.t0 = time.time()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -69,6 +148,8 @@ class RunRecorder(keras.callbacks.Callback):
         if n % self.cfg.train.sample_every == 0 or n == self.cfg.train.epochs:
             self.writer.samples(lambda folder: self.task.write_samples(self.cfg, self.model, folder, n))
         self.writer.json("history.json", history)
+        if self.averaged is not None:
+            self.averaged.raw()
         self.writer.checkpoint(self.model, n)
 
 
@@ -128,11 +209,13 @@ class PreemptionCheckpoint(keras.callbacks.Callback):
 
 
 def run_callbacks(task, cfg, writer, history: dict, quality=None):
-    """``(guard, callbacks)`` in the order they must run: the quality callback adds to
+    """``(guard, averaged, callbacks)`` in the order they must run: the averaged weights
+    (``train.ema_momentum``; None without) go in first, the quality callback adds to
     ``logs``, which the guard, the recorder and TensorBoard then see."""
     guard = NonFiniteGuard()
+    averaged = AveragedWeights() if cfg.train.ema_momentum else None
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(writer.path("logs")), update_freq="epoch")
-    own = [guard, RunRecorder(task, cfg, writer, history, guard)]
+    own = [guard, RunRecorder(task, cfg, writer, history, guard, averaged)]
     if writer.active:
         own.append(tensorboard)
-    return guard, [*([quality] if quality else []), *own]
+    return guard, averaged, [*([averaged] if averaged else []), *([quality] if quality else []), *own]

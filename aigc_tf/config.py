@@ -102,6 +102,9 @@ class TrainConfig:
     warmup_steps: int = 0
     # Decoupled weight decay (AdamW) for every optimizer the config builds; 0: plain Adam.
     weight_decay: float = 0.0
+    # Exponential moving average of the weights (Polyak averaging; the generator's alone for a
+    # GAN): validation, quality, samples and the trained model use the average. 0: off.
+    ema_momentum: float = 0.0
     # Clip each step's gradient to this global norm (null: no clipping).
     clipnorm: float | None = None
     # Text models: what the per-epoch samples (samples/epoch_NNNN.txt) start from.
@@ -287,6 +290,8 @@ def _check_values(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: train.warmup_steps must be 0 or more, got {t.warmup_steps}")
     if t.weight_decay < 0:
         raise ConfigError(f"{source}: train.weight_decay must be 0 (plain Adam) or more, got {t.weight_decay}")
+    if not 0 <= t.ema_momentum < 1:
+        raise ConfigError(f"{source}: train.ema_momentum must be 0 (off) or in (0, 1), e.g. 0.999, got {t.ema_momentum}")
     if t.clipnorm is not None and t.clipnorm <= 0:
         raise ConfigError(f"{source}: train.clipnorm must be positive (or null for no clipping), got {t.clipnorm}")
     from aigc_tf import registry

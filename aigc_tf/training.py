@@ -244,7 +244,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
     if resumed:
         # Drop anything logged after the checkpoint (an epoch interrupted mid-save).
         history = truncate_history(history, initial_epoch)
-    guard, own_callbacks = run_callbacks(task, cfg, writer, history, quality)
+    guard, averaged, own_callbacks = run_callbacks(task, cfg, writer, history, quality)
     preemption = PreemptionCheckpoint(writer, distribute.AnyWorker(strategy) if multi else None)
     verbose = cfg.train.verbose if writer.active else 0  # a worker's progress is the chief's
     if verbose == 1 and not sys.stdout.isatty():
@@ -262,6 +262,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None):
                           steps_per_epoch=max(total - steps_done, 1) if total else None, **fit)
                 preemption.step_offset = 0
                 initial_epoch += 1
+                if averaged is not None:
+                    averaged.restore_last_raw()  # the next fit goes on from the raw weights, not their average
             if guard.bad is None:
                 # With initial_epoch == epochs (only the final save was missing) this is a no-op.
                 model.fit(data.train, epochs=cfg.train.epochs, initial_epoch=initial_epoch,

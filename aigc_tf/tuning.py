@@ -61,6 +61,7 @@ import keras_tuner as kt
 import yaml
 
 from aigc_tf import registry
+from aigc_tf.callbacks import AveragedWeights
 from aigc_tf.config import Config, TuneConfig, _space_values, from_dict, set_key, tune_from_dict
 from aigc_tf.errors import UserError
 from aigc_tf.run_dir import FINAL_MODEL, read_state
@@ -462,6 +463,8 @@ class ConfigHyperModel(kt.HyperModel):
         data = self.data(cfg)
         quality = self.task.quality_callback(cfg)
         own = [quality] if quality is not None else []  # first: keras-tuner's callbacks read its value
+        if cfg.train.ema_momentum:
+            own.insert(0, AveragedWeights())  # the objective and keras-tuner's checkpoints see the average
         validation = data.test if (cfg.train.validate and data.test is not None) else None
         history = model.fit(data.train, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
                             steps_per_epoch=cfg.train.steps_per_epoch, validation_data=validation,

@@ -161,11 +161,14 @@ def apply_gradients(optimizer, grads, variables, clip_norm: float | None = None)
 
 
 def adam(learning_rate: float, beta_1: float = 0.5, beta_2: float = 0.999, name: str | None = None,
-         weight_decay: float = 0.0):
+         weight_decay: float = 0.0, ema_momentum: float = 0.0):
     """Adam; with ``weight_decay > 0`` decoupled weight decay (AdamW: every step each variable
-    also shrinks by ``learning_rate * weight_decay`` times itself, Keras' own implementation)."""
+    also shrinks by ``learning_rate * weight_decay`` times itself, Keras' own implementation);
+    with ``ema_momentum > 0`` it also keeps an exponential moving average of the variables
+    (Keras' ``use_ema``; :class:`aigc_tf.callbacks.AveragedWeights` puts it to use)."""
+    ema = dict(use_ema=True, ema_momentum=ema_momentum) if ema_momentum else {}
     return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, name=name,
-                                 weight_decay=weight_decay or None)
+                                 weight_decay=weight_decay or None, **ema)
 
 
 EXECUTION_KEYS = ("steps_per_execution", "jit_compile")

@@ -101,7 +101,8 @@ class MusicTask(Task):
         except ValueError as exc:
             raise ConfigError(f"model {cfg.model['name']!r} cannot be built: {exc}") from None
         t = cfg.train
-        optimizer = common.adam(learning_rate_of(cfg, data), t.beta_1, t.beta_2, weight_decay=t.weight_decay)
+        optimizer = common.adam(learning_rate_of(cfg, data), t.beta_1, t.beta_2, weight_decay=t.weight_decay,
+                                ema_momentum=t.ema_momentum)
         kwargs = dict(steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
         if t.clipnorm is not None:
             kwargs["clip_norm"] = t.clipnorm
@@ -411,7 +412,7 @@ class ChoraleTask(MusicTask):
         model = registry.build_model(cfg.model, cfg.seed)
         t = cfg.train
         model.compile(optimizer=common.adam(learning_rate_of(cfg, data), t.beta_1, t.beta_2,
-                                           weight_decay=t.weight_decay),
+                                           weight_decay=t.weight_decay, ema_momentum=t.ema_momentum),
                       steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
         return model
 

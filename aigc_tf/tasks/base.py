@@ -138,11 +138,13 @@ def compile_adam(model, train_cfg):
         model.compile(
             d_optimizer=common.adam(t.d_learning_rate or t.learning_rate, t.beta_1, t.beta_2, name="d_adam",
                                     weight_decay=t.weight_decay),
-            g_optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, name="g_adam", weight_decay=t.weight_decay),
+            # The average of the generator alone: it is what samples; a discriminator's average has no use.
+            g_optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, name="g_adam", weight_decay=t.weight_decay,
+                                    ema_momentum=t.ema_momentum),
             **execution)
     else:
-        model.compile(optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, weight_decay=t.weight_decay),
-                      **execution)
+        model.compile(optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, weight_decay=t.weight_decay,
+                                            ema_momentum=t.ema_momentum), **execution)
     return model
 
 

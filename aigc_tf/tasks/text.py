@@ -120,7 +120,8 @@ class TextTask(Task):
                 "beyond the training windows would never be trained; set them equal or use model.positions=sinusoidal"
             )
         t = cfg.train
-        optimizer = common.adam(learning_rate_of(cfg, data), t.beta_1, t.beta_2, weight_decay=t.weight_decay)
+        optimizer = common.adam(learning_rate_of(cfg, data), t.beta_1, t.beta_2, weight_decay=t.weight_decay,
+                                ema_momentum=t.ema_momentum)
         # Clipping in the model, not the optimizer: see TextModel.apply_clipped_gradients.
         model.compile(optimizer=optimizer, clip_norm=t.clipnorm, steps_per_execution=t.steps_per_execution,
                       jit_compile=t.jit_compile)
