@@ -67,6 +67,7 @@ class AveragedWeights(keras.callbacks.Callback):
     Keras writes the average into the model: the trained model is the average.
     Keras does that position by position over ``model.trainable_weights``,
     which :meth:`on_train_begin` checks lines up with the optimizer's variables.
+    (GANs keep their own average of the generator, ``model.ema_kimg``.)
     """
 
     def __init__(self):
@@ -80,6 +81,13 @@ class AveragedWeights(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         from aigc_tf.errors import ConfigError
+
+        for opt in averaging_optimizers(self.model):
+            if int(opt.iterations.numpy()) == 0:
+                # Keras starts the average at zeros: until the first step is applied (a float16
+                # loss scale may skip several) the "average" would be zeros, not the weights.
+                for var, average in zip(opt._trainable_variables, opt._model_variables_moving_average, strict=True):
+                    average.assign(var)
 
         opt = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
         finalized = opt._trainable_variables if getattr(opt, "use_ema", False) else []

@@ -26,7 +26,7 @@ class _AudioGAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.Two
     value_range = "tanh"
 
     def _init_gan(self, clip_length, sample_rate, num_classes, latent_dim, conditional, loss, gp_weight, d_steps,
-                  seed, aux_weight):
+                  seed, aux_weight, ema_kimg, ema_rampup):
         if loss not in losses.GAN_LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; use one of {', '.join(losses.GAN_LOSSES)}")
         common.check_conditional(conditional, num_classes)
@@ -46,7 +46,7 @@ class _AudioGAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.Two
         self.seed = seed
         self.aux_weight = float(aux_weight)
         self.augment_policy = ()
-        self.ema_generator = None
+        self._set_ema(ema_kimg, ema_rampup)
         self._d_batch_norm = False
         self._d_loss_fn, self._g_loss_fn = losses.GAN_LOSSES[loss]
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -61,7 +61,8 @@ class _AudioGAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.Two
     def _gan_config(self):
         return dict(clip_length=self.clip_length, sample_rate=self.sample_rate, num_classes=self.num_classes,
                     latent_dim=self.latent_dim, conditional=self.conditional, loss=self.loss_name,
-                    gp_weight=self.gp_weight, d_steps=self.d_steps, seed=self.seed, aux_weight=self.aux_weight)
+                    gp_weight=self.gp_weight, d_steps=self.d_steps, seed=self.seed, aux_weight=self.aux_weight,
+                    ema_kimg=self.ema_kimg, ema_rampup=self.ema_rampup)
 
 
 @keras.saving.register_keras_serializable(package="aigc_tf")
@@ -86,6 +87,8 @@ class WaveGAN(_AudioGAN):
         seed: initial seed of the model's ``SeedGenerator``.
         aux_weight: weight of an auxiliary classifier's cross-entropy
             (AC-GAN, conditional models only; 0, the default, has none).
+        ema_kimg, ema_rampup: half-life in thousands of clips of a moving average of the
+            generator that then makes every sample (0: none), and its ramp (as the image GANs').
 
     Example:
         >>> gan = WaveGAN(clip_length=16384, sample_rate=16000)
@@ -97,14 +100,17 @@ class WaveGAN(_AudioGAN):
     def __init__(self, clip_length: int = 16384, sample_rate: int = 16000, num_classes: int = 0,
                  latent_dim: int = 100, model_dim: int = 64, num_layers: int = 5, phase_shuffle: int = 2,
                  conditional: bool = False, loss: str = "wgan_gp", gp_weight: float = 10.0, d_steps: int = 5,
-                 seed: int | None = None, aux_weight: float = 0.0, **kwargs):
+                 seed: int | None = None, aux_weight: float = 0.0, ema_kimg: float = 0.0, ema_rampup: float = 0.05,
+                 **kwargs):
         super().__init__(**kwargs)
         classes = self._init_gan(clip_length, sample_rate, num_classes, latent_dim, conditional, loss, gp_weight,
-                                 d_steps, seed, aux_weight)
+                                 d_steps, seed, aux_weight, ema_kimg, ema_rampup)
         self.model_dim = model_dim
         self.num_layers = num_layers
         self.phase_shuffle = phase_shuffle
         self.generator = networks.wavegan_generator(self.clip_length, latent_dim, model_dim, num_layers, classes)
+        self._init_ema_generator(lambda name: networks.wavegan_generator(self.clip_length, latent_dim, model_dim,
+                                                                         num_layers, classes, name=name))
         self.discriminator = networks.wavegan_discriminator(self.clip_length, model_dim, num_layers, classes,
                                                             phase_shuffle, seed=seed,
                                                             aux_classifier=bool(self.aux_weight))
@@ -128,7 +134,7 @@ class SpecGAN(_AudioGAN):
 
     Args:
         clip_length, sample_rate, num_classes, latent_dim, conditional, loss,
-            gp_weight, d_steps, seed, aux_weight: as for :class:`WaveGAN`.
+            gp_weight, d_steps, seed, aux_weight, ema_kimg, ema_rampup: as for :class:`WaveGAN`.
         model_dim: DCGAN width (paper: 64).
         frame_length, frame_step: STFT window and hop in samples.
         griffin_lim_iterations: Griffin-Lim iterations when generating (paper: 16).
@@ -145,10 +151,10 @@ class SpecGAN(_AudioGAN):
                  latent_dim: int = 100, model_dim: int = 64, frame_length: int = 256, frame_step: int = 128,
                  griffin_lim_iterations: int = 16, conditional: bool = False, loss: str = "wgan_gp",
                  gp_weight: float = 10.0, d_steps: int = 5, seed: int | None = None, aux_weight: float = 0.0,
-                 **kwargs):
+                 ema_kimg: float = 0.0, ema_rampup: float = 0.05, **kwargs):
         super().__init__(**kwargs)
         classes = self._init_gan(clip_length, sample_rate, num_classes, latent_dim, conditional, loss, gp_weight,
-                                 d_steps, seed, aux_weight)
+                                 d_steps, seed, aux_weight, ema_kimg, ema_rampup)
         if clip_length % frame_step:
             raise ValueError(f"clip_length {clip_length} must be a multiple of frame_step {frame_step}")
         self.model_dim = model_dim
@@ -157,6 +163,8 @@ class SpecGAN(_AudioGAN):
         self.griffin_lim_iterations = griffin_lim_iterations
         self.spectrogram_shape = (self.clip_length // frame_step, frame_length // 2)
         self.generator = networks.specgan_generator(self.spectrogram_shape, latent_dim, model_dim, classes)
+        self._init_ema_generator(lambda name: networks.specgan_generator(self.spectrogram_shape, latent_dim, model_dim,
+                                                                         classes, name=name))
         self.discriminator = networks.specgan_discriminator(self.spectrogram_shape, model_dim, classes,
                                                             aux_classifier=bool(self.aux_weight))
         bins = self.spectrogram_shape[1]

@@ -187,6 +187,23 @@ class AdversarialTrainingMixin:
             self._update_ema(batch)
         return self._update_metrics(d_loss, g_loss, real_logits, fake_logits, real_class_loss, fake_class_loss)
 
+    def _set_ema(self, ema_kimg: float, ema_rampup: float) -> None:
+        if ema_kimg < 0 or ema_rampup < 0:
+            raise ValueError(f"ema_kimg and ema_rampup must be >= 0, got {ema_kimg} and {ema_rampup}")
+        self.ema_kimg = float(ema_kimg)
+        self.ema_rampup = float(ema_rampup)
+
+    def _init_ema_generator(self, build) -> None:
+        """With ``ema_kimg > 0``, ``ema_generator``: the generator's moving average, a copy
+        ``build(name)`` of the generator's network that starts equal to it and does not train."""
+        self.ema_generator = None
+        if self.ema_kimg > 0:
+            self.ema_generator = build("ema_generator")
+            self.ema_generator.trainable = False
+            for e, g in zip(self.ema_generator.weights, self.generator.weights, strict=True):
+                e.assign(g)
+            self.ema_images = self.add_weight(shape=(), initializer="zeros", trainable=False, name="ema_images")
+
     def ema_beta(self, images_seen, global_batch):
         """Decay of the moving average for a step of ``global_batch`` images after ``images_seen``."""
         horizon = tf.constant(self.ema_kimg * 1000.0, tf.float32)
@@ -316,8 +333,6 @@ class GAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.TwoOptimi
         networks.check_image_shape(image_shape, architecture if layout == "fixed" else "mlp")
         if d_steps < 1:
             raise ValueError(f"d_steps must be at least 1, got {d_steps}")
-        if ema_kimg < 0 or ema_rampup < 0:
-            raise ValueError(f"ema_kimg and ema_rampup must be >= 0, got {ema_kimg} and {ema_rampup}")
         self.augment_policy = diffaug.parse_policy(augment)
         self.image_shape = tuple(image_shape)
         self.latent_dim = latent_dim
@@ -331,8 +346,7 @@ class GAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.TwoOptimi
         self.layout = layout
         self.d_norm = d_norm
         self.dropout = dropout
-        self.ema_kimg = float(ema_kimg)
-        self.ema_rampup = float(ema_rampup)
+        self._set_ema(ema_kimg, ema_rampup)
         self.seed = seed
         classes = num_classes if conditional else 0
         norm = ("layer" if loss == "wgan_gp" else "batch") if d_norm == "auto" else d_norm
@@ -340,15 +354,8 @@ class GAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.TwoOptimi
         with common.own_dtype_policy(self):
             self.generator = networks.build_generator(architecture, self.image_shape, latent_dim, classes, base_filters,
                                                       layout=layout)
-            self.ema_generator = None
-            if self.ema_kimg > 0:
-                self.ema_generator = networks.build_generator(
-                    architecture, self.image_shape, latent_dim, classes, base_filters, name="ema_generator", layout=layout
-                )
-                self.ema_generator.trainable = False
-                for e, g in zip(self.ema_generator.weights, self.generator.weights, strict=True):
-                    e.assign(g)
-                self.ema_images = self.add_weight(shape=(), initializer="zeros", trainable=False, name="ema_images")
+            self._init_ema_generator(lambda name: networks.build_generator(
+                architecture, self.image_shape, latent_dim, classes, base_filters, name=name, layout=layout))
             self.discriminator = networks.build_discriminator(
                 architecture, self.image_shape, classes, base_filters, norm, dropout, layout=layout
             )
