@@ -16,6 +16,7 @@ import time
 import keras
 
 from aigc_tf.distribute import Preempted
+from aigc_tf.errors import ConfigError
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
@@ -80,8 +81,6 @@ class AveragedWeights(keras.callbacks.Callback):
                 for pair in zip(opt._trainable_variables, opt._model_variables_moving_average, strict=True)]
 
     def on_train_begin(self, logs=None):
-        from aigc_tf.errors import ConfigError
-
         for opt in averaging_optimizers(self.model):
             if int(opt.iterations.numpy()) == 0:
                 # Keras starts the average at zeros: until the first step is applied (a float16
