@@ -154,3 +154,27 @@ def token_stream(tokenizer, texts):
     ids = tokenizer(tf.constant(list(texts)))
     flat = tf.boolean_mask(ids, ids != 0) if ids.shape.rank == 2 else ids
     return flat.numpy().astype(np.int32)
+
+
+def fit_with_generator_average_reference(model, dataset, batch: int):
+    """Fit ``model`` (a GAN with ``ema_kimg``) one epoch on ``dataset`` (batches of ``batch``) and return
+    ``(ema, betas)``: its generator's moving average recomputed in float64 numpy from the live weights
+    after every step (``ema = beta * ema + (1 - beta) * live``, beta from the half-life and its ramp)."""
+    import keras
+
+    snapshots = []
+
+    class Snap(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            snapshots.append([v.numpy().astype("float64") for v in model.generator.weights])
+
+    ema = [v.numpy().astype("float64") for v in model.generator.weights]
+    model.fit(dataset, epochs=1, verbose=0, callbacks=[Snap()])
+    seen, betas = 0.0, []
+    for live in snapshots:
+        horizon = min(model.ema_kimg * 1000, seen * model.ema_rampup) if model.ema_rampup > 0 else model.ema_kimg * 1000
+        beta = 0.5 ** (batch / max(horizon, 1e-8))
+        betas.append(beta)
+        ema = [beta * e + (1 - beta) * w for e, w in zip(ema, live, strict=True)]
+        seen += batch
+    return ema, betas

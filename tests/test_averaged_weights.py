@@ -34,7 +34,7 @@ def numpy_average(trajectory, momentum):
     """Keras' ``use_ema`` average in float64: the first step's weights, then ``m * a + (1 - m) * w``."""
     average = [w.astype("float64") for w in trajectory[0]]
     for weights in trajectory[1:]:
-        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights)]
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights, strict=True)]
     return average
 
 
@@ -50,16 +50,16 @@ def test_the_trained_model_is_the_moving_average_and_the_checkpoint_keeps_the_ra
     assert len(trajectory.steps) > 4
     expected = numpy_average(trajectory.steps, 0.5)
     saved = keras.models.load_model(tmp_path / "run" / "model.keras")
-    for got, reloaded, want, last in zip(_weights(model), _weights(saved), expected, trajectory.steps[-1]):
+    for got, reloaded, want in zip(_weights(model), _weights(saved), expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
         np.testing.assert_array_equal(reloaded, got)
     # The average is not just the last step's weights (momentum 0.5 over several steps).
-    assert max(np.abs(g - w).max() for g, w in zip(_weights(model), trajectory.steps[-1])) > 1e-5
+    assert max(np.abs(g - w).max() for g, w in zip(_weights(model), trajectory.steps[-1], strict=True)) > 1e-5
     checkpoint = training.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
-    for got, last in zip(_weights(checkpoint), trajectory.steps[-1]):
+    for got, last in zip(_weights(checkpoint), trajectory.steps[-1], strict=True):
         np.testing.assert_array_equal(got, last)
     averages = checkpoint.optimizer._model_variables_moving_average
-    for got, want in zip(averages, _weights(model)):
+    for got, want in zip(averages, _weights(model), strict=True):
         np.testing.assert_array_equal(got.numpy(), want)
 
 
@@ -87,20 +87,20 @@ def test_a_preempted_run_goes_on_from_the_raw_weights(tmp_path):
     checkpoint = training.load_model(run / "checkpoints" / "last.keras")
     step2 = _weights(checkpoint)  # mid-epoch: the raw weights, not the average
     averages = [v.numpy() for v in checkpoint.optimizer._model_variables_moving_average]
-    for got, want in zip(averages, numpy_average(first.steps + [step2], 0.5)):
+    for got, want in zip(averages, numpy_average(first.steps + [step2], 0.5), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
-    assert max(np.abs(a - w).max() for a, w in zip(averages, step2)) > 1e-5
+    assert max(np.abs(a - w).max() for a, w in zip(averages, step2, strict=True)) > 1e-5
     second = RawTrajectory()
     model = training.train(cfg, run, callbacks=[second])
     # Two fits (the rest of epoch 1, then epoch 2): each starts from the raw weights
     # where the previous stopped, not from the average Keras wrote at the end of the first.
     assert len(second.starts) == 2 and len(second.steps) == 2 + 4
-    for got, want in zip(second.starts[0], step2):
+    for got, want in zip(second.starts[0], step2, strict=True):
         np.testing.assert_array_equal(got, want)
-    for got, want in zip(second.starts[1], second.steps[1]):
+    for got, want in zip(second.starts[1], second.steps[1], strict=True):
         np.testing.assert_array_equal(got, want)
     expected = numpy_average(first.steps + [step2] + second.steps, 0.5)
-    for got, want in zip(_weights(model), expected):
+    for got, want in zip(_weights(model), expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
@@ -139,15 +139,15 @@ def test_mixed_precision_averages_through_the_loss_scale_wrapper(tmp_path):
     # applied steps alone, so the numpy reference does too.
     previous, applied = trajectory.starts[0], []
     for step in trajectory.steps:
-        if any(np.any(a != b) for a, b in zip(step, previous)):
+        if any(np.any(a != b) for a, b in zip(step, previous, strict=True)):
             applied.append(step)
         previous = step
     assert len(applied) == int(inner.iterations.numpy()) and 2 <= len(applied) < len(trajectory.steps)
     trajectory.steps = applied
-    for got, want in zip(_weights(model), numpy_average(trajectory.steps, 0.5)):
+    for got, want in zip(_weights(model), numpy_average(trajectory.steps, 0.5), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     checkpoint = training.load_model(tmp_path / "run" / "checkpoints" / "last.keras")
-    for got, want in zip(_weights(checkpoint), trajectory.steps[-1]):
+    for got, want in zip(_weights(checkpoint), trajectory.steps[-1], strict=True):
         np.testing.assert_array_equal(got, want)
 
 
@@ -169,10 +169,10 @@ def test_averaging_under_mirrored_strategy_on_two_logical_cpus(tmp_path):
     checkpoint = training.load_model(run / "checkpoints" / "last.keras")
     averages = model.optimizer._model_variables_moving_average
     for var, average, saved in zip(model.trainable_weights, averages,
-                                   checkpoint.optimizer._model_variables_moving_average):
+                                   checkpoint.optimizer._model_variables_moving_average, strict=True):
         np.testing.assert_array_equal(var.numpy(), average.numpy())
         np.testing.assert_array_equal(saved.numpy(), average.numpy())
-    assert max(np.abs(g - r).max() for g, r in zip(_weights(model), _weights(checkpoint))) > 1e-5
+    assert max(np.abs(g - r).max() for g, r in zip(_weights(model), _weights(checkpoint), strict=True)) > 1e-5
     assert int(model.optimizer.iterations.numpy()) == 8
 
 
@@ -197,7 +197,7 @@ def test_a_tuner_trial_scores_and_keeps_the_average(tmp_path):
     tuner.search(verbose=0, callbacks=[Shared()])
     trial = list(tuner.oracle.trials.values())[0]
     best = tuner.get_best_models(1)[0]  # keras-tuner's end-of-epoch checkpoint: the average, not the raw weights
-    for got, want in zip(_weights(best), numpy_average(trajectory.steps, 0.5)):
+    for got, want in zip(_weights(best), numpy_average(trajectory.steps, 0.5), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     data = training.load_data(cfg)
     assert best.evaluate(data.test, verbose=0, return_dict=True)["loss"] == pytest.approx(trial.score, rel=1e-5)
@@ -216,6 +216,6 @@ def test_before_any_step_the_average_is_the_weights_not_keras_zeros():
     averaged.set_model(model)
     averaged.on_train_begin()
     averaged.swap_in()  # what validation would see before the first applied step
-    for got, want in zip(_weights(model), before):
+    for got, want in zip(_weights(model), before, strict=True):
         np.testing.assert_array_equal(got, want)
     averaged.raw()

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from aigc_tf.audio.models import SpecGAN, WaveGAN
 from tests.audio.test_gan_aux import BATCH, CLASSES, CLIP, LATENT, _batch, _spec_gan
+from tests.helpers import fit_with_generator_average_reference
 
 
 def _wave_gan(**kwargs):
@@ -26,19 +27,7 @@ def _steps(n):
 def test_the_average_matches_numpy_and_makes_the_samples(build, tmp_path):
     model = build(ema_kimg=0.02, ema_rampup=0.5)
     model.compile()
-    snapshots = []
-
-    class Snap(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            snapshots.append([v.numpy().astype("float64") for v in model.generator.weights])
-
-    initial = [v.numpy().astype("float64") for v in model.generator.weights]
-    model.fit(_steps(3), epochs=1, verbose=0, callbacks=[Snap()])
-    ema, seen = initial, 0.0
-    for live in snapshots:
-        beta = 0.5 ** (BATCH / max(min(0.02 * 1000, seen * 0.5), 1e-8))
-        ema = [beta * e + (1 - beta) * w for e, w in zip(ema, live, strict=True)]
-        seen += BATCH
+    ema, _ = fit_with_generator_average_reference(model, _steps(3), BATCH)
     for got, want in zip(model.ema_generator.weights, ema, strict=True):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-7)
     assert not np.allclose(model.ema_generator.weights[-2].numpy(), model.generator.weights[-2].numpy())

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from aigc_tf.models.gan import GAN
+from tests.helpers import fit_with_generator_average_reference
 
 SHAPE = (28, 28, 1)
 
@@ -65,22 +66,8 @@ def test_moving_average_matches_numpy_float64():
     """Three steps: ema_k = beta_k ema_{k-1} + (1 - beta_k) live_k, beta with the ramp."""
     model = _gan(ema_kimg=0.05, ema_rampup=0.5)
     model.compile()
-    snapshots = []
-
-    class Snap(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            snapshots.append([v.numpy().astype("float64") for v in model.generator.weights])
-
-    initial = [v.numpy().astype("float64") for v in model.generator.weights]
-    model.fit(tf.data.Dataset.from_tensor_slices(_batches(3)).batch(8), epochs=1, verbose=0, callbacks=[Snap()])
-    ema, seen = initial, 0.0
-    betas = []
-    for live in snapshots:
-        horizon = min(0.05 * 1000, seen * 0.5)
-        beta = 0.5 ** (8 / max(horizon, 1e-8))
-        betas.append(beta)
-        ema = [beta * e + (1 - beta) * w for e, w in zip(ema, live, strict=True)]
-        seen += 8
+    data = tf.data.Dataset.from_tensor_slices(_batches(3)).batch(8)
+    ema, betas = fit_with_generator_average_reference(model, data, 8)
     assert betas[0] == 0.0 and 0.0 < betas[1] < betas[2] < 1.0  # the ramp: 0, 0.5**2, 0.5**1
     for got, want, v in zip(model.ema_generator.weights, ema, model.generator.weights, strict=True):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-7, err_msg=v.path)
