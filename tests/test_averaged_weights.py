@@ -116,6 +116,16 @@ def test_a_gan_is_refused_with_the_pointer_to_its_own_average(tmp_path, capsys):
     assert not run_dir.exists()
 
 
+def test_a_gan_without_its_own_average_is_refused_without_pointing_to_one(tmp_path):
+    from tests.helpers import tiny_model_config
+
+    cfg = tiny_model_config("ctgan")
+    cfg.train.ema_momentum = 0.9
+    with pytest.raises(ConfigError, match=r"has two \(a GAN\): set train.ema_momentum=0$"):
+        training.train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("value", [1.0, -0.1])
 def test_a_momentum_outside_0_1_is_a_config_error(value):
     with pytest.raises(ConfigError, match="train.ema_momentum must be 0"):

@@ -136,9 +136,10 @@ def compile_adam(model, train_cfg):
     execution = dict(steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
     if hasattr(model, "discriminator"):
         if t.ema_momentum:
+            own = (" and average its generator with model.ema_kimg (a half-life in thousands of examples, e.g. 10)"
+                   if hasattr(model, "ema_kimg") else "")
             raise ConfigError(f"train.ema_momentum averages one optimizer's weights; {type(model).__name__} has two "
-                              "(a GAN): average its generator with model.ema_kimg (a half-life in thousands of "
-                              "examples, e.g. 10) and set train.ema_momentum=0")
+                              f"(a GAN): set train.ema_momentum=0{own}")
         model.compile(
             d_optimizer=common.adam(t.d_learning_rate or t.learning_rate, t.beta_1, t.beta_2, name="d_adam",
                                     weight_decay=t.weight_decay),
