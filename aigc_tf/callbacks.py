@@ -46,15 +46,11 @@ class NonFiniteGuard(keras.callbacks.Callback):
             self._check(logs, f"the end of epoch {epoch + 1}")
 
 
-def averaging_optimizers(model) -> list:
-    """The model's optimizers that keep a moving average of their variables (``use_ema``),
-    loss-scale wrappers unwrapped; whatever attribute holds them."""
-    found = {}
-    for value in [getattr(model, "optimizer", None), *vars(model).values()]:
-        value = getattr(value, "inner_optimizer", value)
-        if isinstance(value, keras.optimizers.Optimizer) and value.use_ema:
-            found[id(value)] = value
-    return list(found.values())
+def averaging_optimizer(model):
+    """The model's optimizer if it keeps a moving average of the weights (``use_ema``), its
+    loss-scale wrapper unwrapped; else None."""
+    opt = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    return opt if getattr(opt, "use_ema", False) else None
 
 
 class AveragedWeights(keras.callbacks.Callback):
@@ -77,19 +73,19 @@ class AveragedWeights(keras.callbacks.Callback):
         self.last_raw = None  # the raw values at the last epoch's end (Keras' end of fit overwrites them)
 
     def _pairs(self):
-        return [pair for opt in averaging_optimizers(self.model)
-                for pair in zip(opt._trainable_variables, opt._model_variables_moving_average, strict=True)]
+        opt = averaging_optimizer(self.model)
+        return list(zip(opt._trainable_variables, opt._model_variables_moving_average, strict=True)) if opt else []
 
     def on_train_begin(self, logs=None):
-        for opt in averaging_optimizers(self.model):
-            if int(opt.iterations.numpy()) == 0:
-                # Keras starts the average at zeros: until the first step is applied (a float16
-                # loss scale may skip several) the "average" would be zeros, not the weights.
-                for var, average in zip(opt._trainable_variables, opt._model_variables_moving_average, strict=True):
-                    average.assign(var)
-
-        opt = getattr(self.model.optimizer, "inner_optimizer", self.model.optimizer)
-        finalized = opt._trainable_variables if getattr(opt, "use_ema", False) else []
+        opt = averaging_optimizer(self.model)
+        if opt is None:
+            return
+        if int(opt.iterations.numpy()) == 0:
+            # Keras starts the average at zeros: until the first step is applied (a float16
+            # loss scale may skip several) the "average" would be zeros, not the weights.
+            for var, average in self._pairs():
+                average.assign(var)
+        finalized = opt._trainable_variables
         if [id(v) for v in self.model.trainable_weights[:len(finalized)]] != [id(v) for v in finalized]:
             raise ConfigError(f"train.ema_momentum does not work with {type(self.model).__name__}: its trainable "
                               "weights do not start with its averaged optimizer's variables; set train.ema_momentum=0")

@@ -102,8 +102,9 @@ class TrainConfig:
     warmup_steps: int = 0
     # Decoupled weight decay (AdamW) for every optimizer the config builds; 0: plain Adam.
     weight_decay: float = 0.0
-    # Exponential moving average of the weights (Polyak averaging; the generator's alone for a
-    # GAN): validation, quality, samples and the trained model use the average. 0: off.
+    # Exponential moving average of the weights (Polyak averaging) for a model with one optimizer
+    # (a GAN averages its generator with model.ema_kimg): validation, quality, samples and the
+    # trained model use the average. 0: off.
     ema_momentum: float = 0.0
     # Clip each step's gradient to this global norm (null: no clipping).
     clipnorm: float | None = None

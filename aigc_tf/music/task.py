@@ -21,7 +21,7 @@ import numpy as np
 
 from aigc_tf.config import DataConfig
 from aigc_tf.errors import ConfigError, UserError
-from aigc_tf.tasks.base import Task, positive, quality_every_k_epochs
+from aigc_tf.tasks.base import Task, positive, quality_every_k_epochs, train_adam
 
 MUSIC_DATASETS = ("chorales", "folk", "midi", "jsb")
 SAMPLE_PIECES = 4  # MIDI/WAV files per epoch in samples/
@@ -93,7 +93,6 @@ class MusicTask(Task):
 
     def build_model(self, cfg, data):
         from aigc_tf import registry
-        from aigc_tf.models import common
         from aigc_tf.tasks.text import learning_rate_of
 
         try:
@@ -101,8 +100,7 @@ class MusicTask(Task):
         except ValueError as exc:
             raise ConfigError(f"model {cfg.model['name']!r} cannot be built: {exc}") from None
         t = cfg.train
-        optimizer = common.adam(learning_rate_of(cfg, data), t.beta_1, t.beta_2, weight_decay=t.weight_decay,
-                                ema_momentum=t.ema_momentum)
+        optimizer = train_adam(t, learning_rate_of(cfg, data))
         kwargs = dict(steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
         if t.clipnorm is not None:
             kwargs["clip_norm"] = t.clipnorm
@@ -406,13 +404,11 @@ class ChoraleTask(MusicTask):
 
     def build_model(self, cfg, data):
         from aigc_tf import registry
-        from aigc_tf.models import common
         from aigc_tf.tasks.text import learning_rate_of
 
         model = registry.build_model(cfg.model, cfg.seed)
         t = cfg.train
-        model.compile(optimizer=common.adam(learning_rate_of(cfg, data), t.beta_1, t.beta_2,
-                                           weight_decay=t.weight_decay, ema_momentum=t.ema_momentum),
+        model.compile(optimizer=train_adam(t, learning_rate_of(cfg, data)),
                       steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
         return model
 

@@ -126,12 +126,20 @@ class Task:
         """CLI commands of the family's own (e.g. ``aigc-tf generate``)."""
 
 
+def train_adam(train_cfg, learning_rate: float, name: str | None = None, average: bool = True):
+    """The config's Adam at ``learning_rate``: its betas, weight decay and, with ``average``,
+    its moving average of the weights (``train.ema_momentum``)."""
+    from aigc_tf.models import common
+
+    t = train_cfg
+    return common.adam(learning_rate, t.beta_1, t.beta_2, name=name, weight_decay=t.weight_decay,
+                       ema_momentum=t.ema_momentum if average else 0.0)
+
+
 def compile_adam(model, train_cfg):
     """Compile ``model`` with the config's Adam settings: one optimizer, or a
     discriminator's and a generator's for a model with both networks
     (``train.d_learning_rate``, null: ``train.learning_rate``)."""
-    from aigc_tf.models import common
-
     t = train_cfg
     execution = dict(steps_per_execution=t.steps_per_execution, jit_compile=t.jit_compile)
     if hasattr(model, "discriminator"):
@@ -140,14 +148,10 @@ def compile_adam(model, train_cfg):
                    if hasattr(model, "ema_kimg") else "")
             raise ConfigError(f"train.ema_momentum averages one optimizer's weights; {type(model).__name__} has two "
                               f"(a GAN): set train.ema_momentum=0{own}")
-        model.compile(
-            d_optimizer=common.adam(t.d_learning_rate or t.learning_rate, t.beta_1, t.beta_2, name="d_adam",
-                                    weight_decay=t.weight_decay),
-            g_optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, name="g_adam", weight_decay=t.weight_decay),
-            **execution)
+        model.compile(d_optimizer=train_adam(t, t.d_learning_rate or t.learning_rate, "d_adam", average=False),
+                      g_optimizer=train_adam(t, t.learning_rate, "g_adam", average=False), **execution)
     else:
-        model.compile(optimizer=common.adam(t.learning_rate, t.beta_1, t.beta_2, weight_decay=t.weight_decay,
-                                            ema_momentum=t.ema_momentum), **execution)
+        model.compile(optimizer=train_adam(t, t.learning_rate), **execution)
     return model
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from aigc_tf.config import DataConfig
 from aigc_tf.data import TEXT_DATASETS, TOKENIZER_LEVELS
 from aigc_tf.errors import ConfigError, UserError
-from aigc_tf.tasks.base import Task
+from aigc_tf.tasks.base import Task, train_adam
 
 # Kneser-Ney order of the n-gram baseline, per tokenizer level.
 BASELINE_ORDER = {"char": 5, "word": 3, "bpe": 3}
@@ -99,8 +99,6 @@ class TextTask(Task):
         return registry.build_model(cfg.model, cfg.seed, vocabulary=data.vocabulary, tokenizer=data.level)
 
     def build_model(self, cfg, data):
-        from aigc_tf.models import common
-
         try:
             model = self._instantiate(cfg, data)
         except ValueError as exc:
@@ -120,8 +118,7 @@ class TextTask(Task):
                 "beyond the training windows would never be trained; set them equal or use model.positions=sinusoidal"
             )
         t = cfg.train
-        optimizer = common.adam(learning_rate_of(cfg, data), t.beta_1, t.beta_2, weight_decay=t.weight_decay,
-                                ema_momentum=t.ema_momentum)
+        optimizer = train_adam(t, learning_rate_of(cfg, data))
         # Clipping in the model, not the optimizer: see TextModel.apply_clipped_gradients.
         model.compile(optimizer=optimizer, clip_norm=t.clipnorm, steps_per_execution=t.steps_per_execution,
                       jit_compile=t.jit_compile)
