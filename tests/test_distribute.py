@@ -71,6 +71,8 @@ def test_mirrored_audio_step_matches_single_device():
     """WaveGAN, SpecGAN and both VAEs (the conditional paths; the MLP VAE) with SGD: equal to float32
     rounding (observed 7e-9 to 1.5e-5 on updates of up to 110: the likelihood's log-scale takes big SGD
     steps); with each model's own defaults (WGAN-GP, phase shuffle, Adam) a mirrored step trains and
-    stays finite."""
-    stats = mirrored_step_stats("mirrored_audio_step.py", ["cwavegan", "cspecgan", "wave_vae", "cwave_vae"], 600)
+    stays finite. ``+all``: the conditional GANs with the auxiliary classifier, the generator's average and
+    the label modulation (``model.label_film``) on."""
+    stats = mirrored_step_stats("mirrored_audio_step.py", ["cwavegan", "cspecgan", "cwavegan+all", "cspecgan+all",
+                                                          "wave_vae", "cwave_vae"], 900)
     assert all("default_finite" in s for s in stats.values())

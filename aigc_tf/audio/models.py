@@ -26,7 +26,7 @@ class _AudioGAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.Two
     value_range = "tanh"
 
     def _init_gan(self, clip_length, sample_rate, num_classes, latent_dim, conditional, loss, gp_weight, d_steps,
-                  seed, aux_weight, ema_kimg, ema_rampup):
+                  seed, aux_weight, ema_kimg, ema_rampup, label_film):
         if loss not in losses.GAN_LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; use one of {', '.join(losses.GAN_LOSSES)}")
         common.check_conditional(conditional, num_classes)
@@ -35,6 +35,10 @@ class _AudioGAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.Two
         if aux_weight < 0 or (aux_weight and not conditional):
             raise ValueError(f"aux_weight {aux_weight} needs a conditional model and a value >= 0 "
                              "(set model.conditional: true, or model.aux_weight: 0)")
+        if label_film and not conditional:
+            raise ValueError("label_film modulates the generator by the label: it needs a conditional model "
+                             "(use the c-prefixed model, e.g. cspecgan, or set model.label_film: false)")
+        self.label_film = bool(label_film)
         self.clip_length = int(clip_length)
         self.sample_rate = int(sample_rate)
         self.num_classes = num_classes
@@ -62,7 +66,7 @@ class _AudioGAN(AdversarialTrainingMixin, common.LatentSamplingMixin, common.Two
         return dict(clip_length=self.clip_length, sample_rate=self.sample_rate, num_classes=self.num_classes,
                     latent_dim=self.latent_dim, conditional=self.conditional, loss=self.loss_name,
                     gp_weight=self.gp_weight, d_steps=self.d_steps, seed=self.seed, aux_weight=self.aux_weight,
-                    ema_kimg=self.ema_kimg, ema_rampup=self.ema_rampup)
+                    ema_kimg=self.ema_kimg, ema_rampup=self.ema_rampup, label_film=self.label_film)
 
 
 @keras.saving.register_keras_serializable(package="aigc_tf")
@@ -89,6 +93,9 @@ class WaveGAN(_AudioGAN):
             (AC-GAN, conditional models only; 0, the default, has none).
         ema_kimg, ema_rampup: half-life in thousands of clips of a moving average of the
             generator that then makes every sample (0: none), and its ramp (as the image GANs').
+        label_film: conditional models: also modulate every hidden layer of the
+            generator by the label (a per-class scale and shift per channel, FiLM;
+            False, the default, conditions through ``z`` alone).
 
     Example:
         >>> gan = WaveGAN(clip_length=16384, sample_rate=16000)
@@ -101,16 +108,20 @@ class WaveGAN(_AudioGAN):
                  latent_dim: int = 100, model_dim: int = 64, num_layers: int = 5, phase_shuffle: int = 2,
                  conditional: bool = False, loss: str = "wgan_gp", gp_weight: float = 10.0, d_steps: int = 5,
                  seed: int | None = None, aux_weight: float = 0.0, ema_kimg: float = 0.0, ema_rampup: float = 0.05,
-                 **kwargs):
+                 label_film: bool = False, **kwargs):
         super().__init__(**kwargs)
         classes = self._init_gan(clip_length, sample_rate, num_classes, latent_dim, conditional, loss, gp_weight,
-                                 d_steps, seed, aux_weight, ema_kimg, ema_rampup)
+                                 d_steps, seed, aux_weight, ema_kimg, ema_rampup, label_film)
         self.model_dim = model_dim
         self.num_layers = num_layers
         self.phase_shuffle = phase_shuffle
-        self.generator = networks.wavegan_generator(self.clip_length, latent_dim, model_dim, num_layers, classes)
-        self._init_ema_generator(lambda name: networks.wavegan_generator(self.clip_length, latent_dim, model_dim,
-                                                                         num_layers, classes, name=name))
+
+        def build(name):
+            return networks.wavegan_generator(self.clip_length, latent_dim, model_dim, num_layers, classes,
+                                              label_film=self.label_film, name=name)
+
+        self.generator = build("generator")
+        self._init_ema_generator(build)
         self.discriminator = networks.wavegan_discriminator(self.clip_length, model_dim, num_layers, classes,
                                                             phase_shuffle, seed=seed,
                                                             aux_classifier=bool(self.aux_weight))
@@ -134,7 +145,7 @@ class SpecGAN(_AudioGAN):
 
     Args:
         clip_length, sample_rate, num_classes, latent_dim, conditional, loss,
-            gp_weight, d_steps, seed, aux_weight, ema_kimg, ema_rampup: as for :class:`WaveGAN`.
+            gp_weight, d_steps, seed, aux_weight, ema_kimg, ema_rampup, label_film: as for :class:`WaveGAN`.
         model_dim: DCGAN width (paper: 64).
         frame_length, frame_step: STFT window and hop in samples.
         griffin_lim_iterations: Griffin-Lim iterations when generating (paper: 16).
@@ -151,10 +162,10 @@ class SpecGAN(_AudioGAN):
                  latent_dim: int = 100, model_dim: int = 64, frame_length: int = 256, frame_step: int = 128,
                  griffin_lim_iterations: int = 16, conditional: bool = False, loss: str = "wgan_gp",
                  gp_weight: float = 10.0, d_steps: int = 5, seed: int | None = None, aux_weight: float = 0.0,
-                 ema_kimg: float = 0.0, ema_rampup: float = 0.05, **kwargs):
+                 ema_kimg: float = 0.0, ema_rampup: float = 0.05, label_film: bool = False, **kwargs):
         super().__init__(**kwargs)
         classes = self._init_gan(clip_length, sample_rate, num_classes, latent_dim, conditional, loss, gp_weight,
-                                 d_steps, seed, aux_weight, ema_kimg, ema_rampup)
+                                 d_steps, seed, aux_weight, ema_kimg, ema_rampup, label_film)
         if clip_length % frame_step:
             raise ValueError(f"clip_length {clip_length} must be a multiple of frame_step {frame_step}")
         self.model_dim = model_dim
@@ -162,9 +173,13 @@ class SpecGAN(_AudioGAN):
         self.frame_step = frame_step
         self.griffin_lim_iterations = griffin_lim_iterations
         self.spectrogram_shape = (self.clip_length // frame_step, frame_length // 2)
-        self.generator = networks.specgan_generator(self.spectrogram_shape, latent_dim, model_dim, classes)
-        self._init_ema_generator(lambda name: networks.specgan_generator(self.spectrogram_shape, latent_dim, model_dim,
-                                                                         classes, name=name))
+
+        def build(name):
+            return networks.specgan_generator(self.spectrogram_shape, latent_dim, model_dim, classes,
+                                              label_film=self.label_film, name=name)
+
+        self.generator = build("generator")
+        self._init_ema_generator(build)
         self.discriminator = networks.specgan_discriminator(self.spectrogram_shape, model_dim, classes,
                                                             aux_classifier=bool(self.aux_weight))
         bins = self.spectrogram_shape[1]

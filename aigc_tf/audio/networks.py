@@ -52,6 +52,42 @@ class PhaseShuffle(layers.Layer):
         return {**super().get_config(), "radius": self.radius, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="aigc_tf")
+class LabelFiLM(layers.Layer):
+    """Feature-wise linear modulation by a class label (Perez et al. 2018):
+    ``h * (1 + gamma[y]) + beta[y]``, one scale and one shift per channel and
+    class, so every layer of a generator hears which class it is drawing, not
+    only the first. Starts as the identity (``gamma`` and ``beta`` zero).
+
+    Args:
+        num_classes: number of labels.
+    Inputs: ``[h (batch, ..., channels), labels (batch,) int]``.
+    """
+
+    def __init__(self, num_classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+
+    def build(self, input_shape):
+        channels = input_shape[0][-1]
+        self.gamma = self.add_weight(shape=(self.num_classes, channels), initializer="zeros", name="gamma")
+        self.beta = self.add_weight(shape=(self.num_classes, channels), initializer="zeros", name="beta")
+
+    def call(self, inputs):
+        h, labels = inputs
+        labels = keras.ops.cast(labels, "int32")
+        per_example = (-1,) + (1,) * (len(h.shape) - 2) + (h.shape[-1],)
+        gamma = keras.ops.reshape(keras.ops.cast(keras.ops.take(self.gamma, labels, axis=0), h.dtype), per_example)
+        beta = keras.ops.reshape(keras.ops.cast(keras.ops.take(self.beta, labels, axis=0), h.dtype), per_example)
+        return h * (1.0 + gamma) + beta
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
 def wave_layers(clip_length: int, num_layers: int, stride: int = 4) -> int:
     """The length the 1-D stack starts from (``clip_length / stride**num_layers``); checks divisibility."""
     factor = stride**num_layers
@@ -72,6 +108,11 @@ def _with_label_embedding(z, labels, num_classes: int, dim: int):
     return layers.Concatenate()([z, layers.Embedding(num_classes, dim, name="label_embedding")(labels)])
 
 
+def _film(h, labels, num_classes: int, label_film: bool, name: str):
+    """``h`` modulated by the label (:class:`LabelFiLM`) when the generator is conditional and ``label_film``."""
+    return LabelFiLM(num_classes, name=name)([h, labels]) if num_classes and label_film else h
+
+
 def _projection_logit(features, labels, num_classes: int, aux_classifier: bool = False):
     """``dense(h) + <embed(y), h>`` (the projection discriminator, Miyato & Koyama 2018); with
     ``aux_classifier``, ``[logit, class_logits]`` with a dense class head on the same features (AC-GAN)."""
@@ -85,12 +126,13 @@ def _projection_logit(features, labels, num_classes: int, aux_classifier: bool =
 
 
 def wavegan_generator(clip_length: int, latent_dim: int, model_dim: int, num_layers: int, num_classes: int = 0,
-                      kernel_size: int = 25, stride: int = 4, name: str = "generator"):
+                      kernel_size: int = 25, stride: int = 4, label_film: bool = False, name: str = "generator"):
     """``z`` (and labels) -> waveform ``(batch, clip_length)`` in [-1, 1].
 
     Dense to ``(L0, d * 2**(k-1))``, then ``k`` transposed convolutions of
     stride 4 halving the channels (ReLU), the last to one channel (tanh):
     the paper's 16,384-sample model is ``k = 5``, ``d = 64``, ``L0 = 16``.
+    ``label_film``: also modulate every hidden layer by the label (:class:`LabelFiLM`).
     """
     start = wave_layers(clip_length, num_layers, stride)
     z = layers.Input((latent_dim,), name="z")
@@ -99,12 +141,13 @@ def wavegan_generator(clip_length: int, latent_dim: int, model_dim: int, num_lay
     channels = model_dim * 2 ** (num_layers - 1)
     h = layers.Dense(start * channels, name="project")(h)
     h = layers.Reshape((start, channels))(h)
-    h = layers.ReLU()(h)
+    h = _film(layers.ReLU()(h), labels, num_classes, label_film, "film_project")
     for i in range(num_layers):
         last = i == num_layers - 1
         channels = 1 if last else max(model_dim * 2 ** (num_layers - 2 - i), 1)
         h = layers.Conv1DTranspose(channels, kernel_size, strides=stride, padding="same", name=f"upconv_{i}")(h)
-        h = layers.Activation("tanh")(h) if last else layers.ReLU()(h)
+        h = layers.Activation("tanh")(h) if last else _film(layers.ReLU()(h), labels, num_classes, label_film,
+                                                             f"film_{i}")
     out = layers.Reshape((clip_length,), name="waveform")(h)
     return keras.Model([z, labels] if num_classes else z, out, name=name)
 
@@ -140,9 +183,10 @@ def spec_layers(shape: tuple[int, int]) -> tuple[int, tuple[int, int]]:
 
 
 def specgan_generator(shape: tuple[int, int], latent_dim: int, model_dim: int, num_classes: int = 0,
-                      kernel_size: int = 5, name: str = "generator"):
+                      kernel_size: int = 5, label_film: bool = False, name: str = "generator"):
     """``z`` (and labels) -> normalised log-magnitude ``(batch, frames, bins, 1)`` in [-1, 1]:
-    SpecGAN's DCGAN generator (5x5 transposed convolutions of stride 2, ReLU, tanh)."""
+    SpecGAN's DCGAN generator (5x5 transposed convolutions of stride 2, ReLU, tanh).
+    ``label_film``: also modulate every hidden layer by the label (:class:`LabelFiLM`)."""
     k, (h0, w0) = spec_layers(shape)
     z = layers.Input((latent_dim,), name="z")
     labels = _label_input(num_classes)
@@ -150,11 +194,13 @@ def specgan_generator(shape: tuple[int, int], latent_dim: int, model_dim: int, n
     channels = model_dim * 2 ** (k - 1)
     h = layers.Dense(h0 * w0 * channels, name="project")(h)
     h = layers.ReLU()(layers.Reshape((h0, w0, channels))(h))
+    h = _film(h, labels, num_classes, label_film, "film_project")
     for i in range(k):
         last = i == k - 1
         channels = 1 if last else max(model_dim * 2 ** (k - 2 - i), 1)
         h = layers.Conv2DTranspose(channels, kernel_size, strides=2, padding="same", name=f"upconv_{i}")(h)
-        h = layers.Activation("tanh")(h) if last else layers.ReLU()(h)
+        h = layers.Activation("tanh")(h) if last else _film(layers.ReLU()(h), labels, num_classes, label_film,
+                                                             f"film_{i}")
     return keras.Model([z, labels] if num_classes else z, h, name=name)
 
 

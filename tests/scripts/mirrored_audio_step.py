@@ -25,12 +25,18 @@ from aigc_tf import registry  # noqa: E402
 from tests.helpers import TINY_MODEL  # noqa: E402
 
 LENGTH = 1024
+# Variants: a model name with options. "+all" turns on every optional path of the conditional GANs: the
+# auxiliary classifier, the generator's moving average (half-life 1,000 clips, no ramp, so one step moves it
+# visibly) and the label modulation of every generator layer.
+ALL = {"aux_weight": 0.5, "ema_kimg": 1.0, "ema_rampup": 0.0, "label_film": True}
+VARIANTS = {"cwavegan+all": ("cwavegan", ALL), "cspecgan+all": ("cspecgan", ALL)}
 
 
-def build(name, strategy, equivalence):
+def build(variant, strategy, equivalence):
+    name, options = VARIANTS.get(variant, (variant, {}))
     with strategy.scope():
         keras.utils.set_random_seed(1)
-        extra = dict(TINY_MODEL[name])
+        extra = {**TINY_MODEL[name], **options}
         gan = registry.family(name) == "audio_gan"
         if equivalence and gan:
             extra.update(loss="hinge", **({"phase_shuffle": 0} if "wavegan" in name else {}))
