@@ -36,6 +36,7 @@ REGISTERED = {
     "aigc_tf>SpecGAN": "aigc_tf.audio.models:SpecGAN",
     "aigc_tf>WaveVAE": "aigc_tf.audio.models:WaveVAE",
     "aigc_tf>PhaseShuffle": "aigc_tf.audio.networks:PhaseShuffle",
+    "aigc_tf>LabelFiLM": "aigc_tf.audio.networks:LabelFiLM",
     "aigc_tf>ChoraleNADE": "aigc_tf.music.chorale_nade:ChoraleNADE",
     "aigc_tf>MusicTransformer": "aigc_tf.music.music_transformer:MusicTransformer",
     "aigc_tf>MelodyLSTM": "aigc_tf.music.melody_lstm:MelodyLSTM",
