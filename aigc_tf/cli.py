@@ -202,13 +202,16 @@ def cmd_tune(args) -> int:
 def cmd_evaluate(args) -> int:
     import json
 
-    from aigc_tf.evaluate import evaluate_run, format_table
+    from aigc_tf.evaluate import evaluate_run, format_table, unfinished_warning
     from aigc_tf.run_dir import load_run_config
 
     load_run_config(args.run_dir)
     start_tensorflow(args.verbose)
     result = evaluate_run(args.run_dir, n_samples=args.n, iwae_k=args.iwae_k, seed=args.seed, verbose=2)
     print(format_table(result))
+    warning = unfinished_warning(result)
+    if warning:
+        print(warning, file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.run_dir) / "metrics.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

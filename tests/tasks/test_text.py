@@ -210,6 +210,23 @@ def test_evaluate_reports_perplexities_ngram_baseline_and_distinct(gpt_run):
     assert np.isclose(disjoint, keras_windows, rtol=1e-4)
 
 
+def test_evaluate_says_when_it_scored_a_checkpoint_of_an_unfinished_run(gpt_run, tmp_path, capsys):
+    import shutil
+
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(gpt_run), "-n", "2", "--out", str(tmp_path / "done.json")]) == 0
+    assert "no model.keras" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "done.json").read_text())["scored_model"] == "model.keras"
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(gpt_run, unfinished)
+    (unfinished / "model.keras").unlink()  # as while `aigc-tf train` is still running
+    assert cli.main(["evaluate", str(unfinished), "-n", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "no model.keras" in err and "checkpoints/last.keras" in err
+    assert json.loads((unfinished / "metrics.json").read_text())["scored_model"] == "checkpoints/last.keras"
+
+
 def test_text_vae_evaluate_reports_elbo_and_active_units(tmp_path):
     from aigc_tf.evaluate import evaluate_run
 
