@@ -363,6 +363,11 @@ def _precision_step(name, precision, w0=None, batch=None):
     return model, optimizers, batch, w0, {k: v[0] for k, v in logs.items()}, update, attempt
 
 
+def _kernel_count(network) -> int:
+    """How many weighted layers (kernels) a network has: the ``L`` of the ``L u`` error bounds below."""
+    return sum(1 for v in network.trainable_weights if v.path.endswith("kernel"))
+
+
 def _loss_tolerances(model, ref_logs, keys, precision, u):
     """How far each logged loss of a 16-bit step may be from float32's (a few units ``u`` of rounding).
 
@@ -379,11 +384,11 @@ def _loss_tolerances(model, ref_logs, keys, precision, u):
     gradient_penalty = "gradient_penalty" in ref_logs or getattr(model, "loss_name", None) == "wgan_gp"
     if not gradient_penalty:
         encoder = getattr(model, "encoder", None)
-        depth = sum(1 for v in encoder.trainable_weights if v.path.endswith("kernel")) if encoder else 1
+        depth = _kernel_count(encoder) if encoder else 1
         return {k: 4 * (depth if k == "kl" else 1) * u * abs(ref_logs[k]) + 1e-6 for k in keys}
     if precision != "mixed_float16":
         return {}
-    layers = sum(1 for v in model.discriminator.trainable_weights if v.path.endswith("kernel"))
+    layers = _kernel_count(model.discriminator)
     scores = max(abs(ref_logs[k]) for k in ("real_score", "fake_score", "g_loss") if k in ref_logs)
     return {k: 4 * layers * u * (scores if k in ("real_score", "fake_score", "g_loss") else abs(ref_logs[k]))
             for k in keys}
