@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def continuation_perplexity(model, pairs) -> tuple[float, int]:
+def lm_continuation_perplexity(model, pairs) -> tuple[float, int]:
     """The language model's perplexity of each continuation given its (unpadded) prefix."""
     import numpy as np
 
@@ -73,7 +73,7 @@ def main() -> None:
     if args.continuations:
         s2s = from_dict({"seed": cfg.seed, "model": {"name": "seq2seq"},
                          "data": {"name": cfg.data.name, "tokenizer": cfg.data.tokenizer, "seq_len": 64}}, "lm_context")
-        ppl, n = continuation_perplexity(model, load_data(s2s, model=model).test)
+        ppl, n = lm_continuation_perplexity(model, load_data(s2s, model=model).test)
         result["seq2seq_continuations"] = {"val_perplexity": round(ppl, 4), "tokens": n}
 
     print(f"{run} (trained on windows of {cfg.data.seq_len}; {len(ids)} validation tokens)")
