@@ -161,7 +161,7 @@ NOTEBOOKS = {
         new_code_cell(
             "from aigc_tf.evaluate import evaluate_run\n"
             "from aigc_tf.notebook import NotebookRun\n\n"
-            "# 3 of the config's 22 epochs for a quick look (about 90 s on 2 CPU cores; all 22 take about 11 minutes).\n"
+            "# 3 of the config's 22 epochs for a quick look (about 2 min on 2 CPU cores; all 22 take 13-16 minutes).\n"
             "session = NotebookRun(\n"
             "    \"gpt_embedded\",\n"
             "    full=[\"train.epochs=3\"],\n"
@@ -171,7 +171,7 @@ NOTEBOOKS = {
             "gpt = session.train()"
         ),
         new_code_cell(
-            "# No max_new_tokens: as many as the 128-token context leaves after the prompt.\n"
+            "# No max_new_tokens: as many as the 64-token context leaves after the prompt.\n"
             "prompt = \"The \"\n"
             "max_new = gpt.new_token_budget(int(gpt.tokenize([prompt])[1][0]))\n"
             "from aigc_tf.tasks.text import sample_texts\n\n"

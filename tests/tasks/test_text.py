@@ -241,7 +241,7 @@ def test_text_config_errors(tmp_path, capsys):
     bad = [
         ("data.tokenizer=bpe", "data.tokenizer must be one of char, word"),
         ("data.name=digits", "is a text model but data.name='digits'"),
-        ("model.context_length=16", "data.seq_len=128 is longer than model.context_length=16"),
+        ("model.context_length=16", "data.seq_len=64 is longer than model.context_length=16"),
     ]
     for override, message in bad:
         code = cli.main(["train", str(CONFIGS / "gpt_embedded.yaml"), "--set", override, "--run-dir", str(tmp_path / "r")])
