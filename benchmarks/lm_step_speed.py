@@ -64,7 +64,7 @@ def main() -> None:
                      "xla_speedup": round(xla / plain, 3),
                      "all": {"plain": [round(r) for r in rates[False]], "xla": [round(r) for r in rates[True]]}})
     print()
-    print(f"| config | tokens a step | tokens/s | tokens/s with XLA | XLA / plain |")
+    print("| config | tokens a step | tokens/s | tokens/s with XLA | XLA / plain |")
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| `{r['config']}` | {r['tokens_per_step']} | {r['tokens_per_s']} | {r['tokens_per_s_xla']} | {r['xla_speedup']:.2f} |")
